@@ -1,0 +1,1 @@
+"""The `dualrun` command line."""

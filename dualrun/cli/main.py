@@ -1,0 +1,98 @@
+"""`dualrun` entry point: the command group, shared options and exit codes.
+
+Exit codes: 0 ok, 2 bad input (a field or setting named), 1 failure. The process ends with
+`os._exit` after flushing, because a process that used the temporalio client can abort at
+interpreter exit (sdk-python issue 300) and must still report its true status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+import structlog
+
+from dualrun import logs
+from dualrun.errors import ConfigError, DualrunError, IdempotencyConflict, InvalidInput
+from dualrun.settings import Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class AppContext:
+    """What every command gets: the settings, read once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def emit(data: Any, as_json: bool, text: str | None = None) -> None:
+    """Print data as JSON (one document) or as the given human text."""
+    if as_json:
+        click.echo(json.dumps(data, default=str, sort_keys=True))
+    else:
+        click.echo(text if text is not None else json.dumps(data, default=str, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="dualrun")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """dualrun: move domain renewals from a legacy engine to Temporal, one TLD at a time."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
+    ctx.obj = AppContext(settings)
+
+
+def _register() -> None:
+    from dualrun.cli import db_cmd, legacy_cmd, sim_cmd, stack_cmd, worker_cmd
+
+    for module in (db_cmd, stack_cmd, sim_cmd, legacy_cmd, worker_cmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status (never raises SystemExit)."""
+    try:
+        status = cli.main(args=args, prog_name="dualrun", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAILURE
+    except click.ClickException as exc:
+        exc.show()
+        return (
+            EXIT_BAD_INPUT
+            if isinstance(exc, click.UsageError | click.BadParameter)
+            else exc.exit_code
+        )
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except (InvalidInput, ConfigError, IdempotencyConflict) as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except DualrunError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a failure, reported on one line with its type, secrets masked
+        structlog.get_logger("dualrun.cli").error("cli.failed", error=logs.redact_text(repr(exc)))
+        return EXIT_FAILURE
+    return status if isinstance(status, int) else EXIT_OK
+
+
+def main() -> NoReturn:
+    status = run()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,1 @@
+"""Database access: connection pools, per-schema DSNs and versioned migrations."""

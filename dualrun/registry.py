@@ -1,0 +1,340 @@
+"""Async client of the EPP-like registries (the simulator or a real provider's HTTP gateway).
+
+Used by both engines. Every call maps failures onto `dualrun.registry_errors`; a renew whose
+answer never came raises `AmbiguousTimeout` (the registry may have committed it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from dualrun.domains import tld_of
+from dualrun.registry_errors import (
+    EPP_OBJECT_NOT_FOUND,
+    EPP_POLICY_ERROR,
+    EPP_STATUS_PROHIBITS,
+    REASON_EXPIRY_MISMATCH,
+    AmbiguousTimeout,
+    DomainNotFound,
+    ExpiryMismatch,
+    PolicyRefused,
+    RateLimited,
+    RegistryBadRequest,
+    RegistryError,
+    RegistryProtocolError,
+    RegistryUnavailable,
+    RenewProhibited,
+)
+from dualrun.settings import Settings
+
+__all__ = [
+    "RENEW_PROHIBITING",
+    "AmbiguousTimeout",
+    "DomainNotFound",
+    "DomainStatus",
+    "ExpiryMismatch",
+    "LedgerEntry",
+    "PolicyRefused",
+    "Price",
+    "RateLimited",
+    "RegistryBadRequest",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryProtocolError",
+    "RegistryUnavailable",
+    "RenewProhibited",
+    "RenewResult",
+]
+
+log = structlog.get_logger(__name__)
+
+# EPP statuses (RFC 5731 §2.3) under which a renew is refused.
+RENEW_PROHIBITING = frozenset({"clientRenewProhibited", "serverRenewProhibited", "pendingDelete"})
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    domain: str
+    expiry: dt.date
+    statuses: tuple[str, ...]
+    premium: bool
+
+    @property
+    def renew_prohibited(self) -> bool:
+        return bool(RENEW_PROHIBITING.intersection(self.statuses))
+
+
+@dataclass(frozen=True)
+class Price:
+    domain: str
+    years: int
+    premium: bool
+    price_cents: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class RenewResult:
+    domain: str
+    years: int
+    previous_expiry: dt.date
+    new_expiry: dt.date
+    server_tx_id: str
+    client_tx_id: str | None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    renewal_id: int
+    tld: str
+    domain: str
+    client_tx_id: str | None
+    server_tx_id: str
+    years: int
+    previous_expiry: dt.date
+    new_expiry: dt.date
+    cur_exp_date: dt.date
+    created_at: dt.datetime
+
+
+BaseUrl = str | Callable[[str], str]
+
+
+class RegistryClient:
+    """`RegistryClient(settings)`, or `RegistryClient(base_url=..., timeout_s=...)`.
+
+    `base_url` is either the simulator's root URL (registries under `/registries/{tld}`) or a
+    function tld -> base URL of that registry. Close with `aclose()` or use `async with`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        base_url: BaseUrl | None = None,
+        timeout_s: float | None = None,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if base_url is None:
+            if settings is None:
+                raise ValueError("RegistryClient needs settings or base_url")
+            self._resolve: Callable[[str], str] = settings.registry_base_url
+        elif isinstance(base_url, str):
+            root = base_url.rstrip("/")
+            self._resolve = lambda tld: f"{root}/registries/{tld}"
+        else:
+            self._resolve = base_url
+        if timeout_s is None:
+            timeout_s = settings.registry_timeout_s if settings is not None else 10.0
+        self.timeout_s = timeout_s
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            headers={"accept": "application/json"},
+        )
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def base_url(self, tld: str) -> str:
+        return self._resolve(tld).rstrip("/")
+
+    def _domain_url(self, domain: str, suffix: str = "") -> str:
+        return f"{self.base_url(tld_of(domain))}/domains/{quote(domain, safe='')}{suffix}"
+
+    # -- operations ------------------------------------------------------------------------
+    async def status(self, domain: str) -> DomainStatus:
+        body = await self._call("GET", self._domain_url(domain), domain=domain)
+        return DomainStatus(
+            domain=body["domain"],
+            expiry=dt.date.fromisoformat(body["expiry"]),
+            statuses=tuple(body["statuses"]),
+            premium=bool(body["premium"]),
+        )
+
+    async def price(self, domain: str, years: int) -> Price:
+        url = self._domain_url(domain, "/price")
+        body = await self._call("GET", url, domain=domain, params={"years": years})
+        return Price(
+            domain=body["domain"],
+            years=int(body["years"]),
+            premium=bool(body["premium"]),
+            price_cents=int(body["price_cents"]),
+            currency=body["currency"],
+        )
+
+    async def renew(
+        self, domain: str, cur_exp_date: dt.date, years: int, client_tx_id: str | None
+    ) -> RenewResult:
+        payload = {
+            "cur_exp_date": cur_exp_date.isoformat(),
+            "years": years,
+            "client_tx_id": client_tx_id,
+        }
+        renew_ctx = {"cur_exp_date": cur_exp_date, "years": years, "client_tx_id": client_tx_id}
+        body = await self._call(
+            "POST", self._domain_url(domain, "/renew"), domain=domain, json=payload, renew=renew_ctx
+        )
+        return RenewResult(
+            domain=body["domain"],
+            years=int(body["years"]),
+            previous_expiry=dt.date.fromisoformat(body["previous_expiry"]),
+            new_expiry=dt.date.fromisoformat(body["new_expiry"]),
+            server_tx_id=body["server_tx_id"],
+            client_tx_id=body.get("client_tx_id"),
+        )
+
+    async def ledger(
+        self,
+        tld: str | None = None,
+        *,
+        domain: str | None = None,
+        client_tx_id: str | None = None,
+        since: dt.datetime | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerEntry]:
+        """Renewals the registry performed (the simulator's ground truth), oldest first."""
+        if tld is None:
+            if domain is None:
+                raise ValueError("ledger needs a tld or a domain")
+            tld = tld_of(domain)
+        params: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "domain": domain,
+                "client_tx_id": client_tx_id,
+                "since": since.isoformat() if since else None,
+                "after_id": after_id,
+                "limit": limit,
+            }.items()
+            if v is not None
+        }
+        body = await self._call("GET", f"{self.base_url(tld)}/ledger", tld=tld, params=params)
+        return [_ledger_entry(row) for row in body["renewals"]]
+
+    # -- transport and error mapping ---------------------------------------------------------
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        domain: str | None = None,
+        tld: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        renew: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        tld = tld or (tld_of(domain) if domain else None)
+        where: dict[str, Any] = {"domain": domain, "tld": tld}
+        try:
+            response = await self._http.request(method, url, params=params, json=json)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise RegistryUnavailable(
+                f"registry not reachable: {type(exc).__name__}", **where
+            ) from exc
+        except httpx.TransportError as exc:
+            if renew is not None:
+                log.warning("registry.renew_ambiguous", error=type(exc).__name__, **where)
+                raise AmbiguousTimeout(
+                    f"renew of {domain} sent, no answer ({type(exc).__name__} after "
+                    f"{self.timeout_s}s): resolve by reading the status",
+                    **renew,
+                    **where,
+                ) from exc
+            raise RegistryUnavailable(
+                f"registry call failed: {type(exc).__name__}", **where
+            ) from exc
+        return _decode(response, where, renew)
+
+
+def _ledger_entry(row: Mapping[str, Any]) -> LedgerEntry:
+    return LedgerEntry(
+        renewal_id=int(row["renewal_id"]),
+        tld=row["tld"],
+        domain=row["domain"],
+        client_tx_id=row.get("client_tx_id"),
+        server_tx_id=row["server_tx_id"],
+        years=int(row["years"]),
+        previous_expiry=dt.date.fromisoformat(row["previous_expiry"]),
+        new_expiry=dt.date.fromisoformat(row["new_expiry"]),
+        cur_exp_date=dt.date.fromisoformat(row["cur_exp_date"]),
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _date_or_none(raw: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _decode(
+    response: httpx.Response, where: dict[str, Any], renew: dict[str, Any] | None
+) -> dict[str, Any]:
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if 200 <= status < 300:
+        if not isinstance(body, dict):
+            raise RegistryProtocolError(
+                f"HTTP {status} without a JSON object", http_status=status, **where
+            )
+        return body
+    if not isinstance(body, dict):
+        body = {}
+    code = body.get("code") if isinstance(body.get("code"), int) else None
+    message = str(body.get("message") or f"HTTP {status}")
+    kw: dict[str, Any] = {"code": code, "http_status": status, **where}
+    if status == 429:
+        raw = response.headers.get("retry-after", body.get("retry_after"))
+        try:
+            retry_after = max(0.0, float(raw))
+        except (TypeError, ValueError):
+            retry_after = 1.0
+        raise RateLimited(message, retry_after=retry_after, **kw)
+    if status >= 500:
+        if status == 504 and renew is not None:
+            raise AmbiguousTimeout(message, **renew, **kw)
+        raise RegistryUnavailable(message, **kw)
+    if code == EPP_OBJECT_NOT_FOUND:
+        raise DomainNotFound(message, **kw)
+    if code == EPP_STATUS_PROHIBITS:
+        raise RenewProhibited(message, statuses=tuple(body.get("statuses") or ()), **kw)
+    if code == EPP_POLICY_ERROR:
+        if body.get("reason") == REASON_EXPIRY_MISMATCH:
+            raise ExpiryMismatch(
+                message,
+                cur_exp_date=_date_or_none(body.get("cur_exp_date")),
+                current_expiry=_date_or_none(body.get("current_expiry")),
+                **kw,
+            )
+        raise PolicyRefused(message, reason=body.get("reason"), **kw)
+    if status in (400, 404, 422):
+        field = body.get("field")
+        if field is not None or status != 404:
+            raise RegistryBadRequest(message, field=field, **kw)
+    raise RegistryProtocolError(message, **kw)

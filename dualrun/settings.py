@@ -1,0 +1,270 @@
+"""Settings, read once from the environment into a frozen object and passed down.
+
+With nothing configured every part points at the embedded local stack under `.dualrun/`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dualrun.domains import DEFAULT_TLDS
+from dualrun.errors import ConfigError
+
+
+class Secret:
+    """A value that must never be printed: its repr and str are masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+DEFAULT_RATE_LIMITS: Mapping[str, float] = {
+    "com": 50.0,
+    "de": 30.0,
+    "eu": 20.0,
+    "fr": 40.0,
+    "info": 20.0,
+}
+DEFAULT_CONCURRENCY = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    database_url: Secret | None = None
+    pg_port: int = 54329
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_api_key: Secret | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    task_queue: str = "renewals"
+    unleash_url: str | None = None
+    unleash_client_token: Secret | None = None
+    unleash_admin_token: Secret | None = None
+    unleash_app_name: str = "dualrun"
+    registry_url: str | None = None
+    registry_urls: Mapping[str, str] = field(default_factory=dict)
+    registry_sim_port: int = 8710
+    registry_rate_limits: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS)
+    )
+    registry_concurrency: Mapping[str, int] = field(default_factory=dict)
+    registry_timeout_s: float = 10.0
+    activity_timeout_s: float = 30.0
+    webhook_url: Secret | None = None
+    api_token: Secret | None = None
+    tlds: frozenset[str] = DEFAULT_TLDS
+    log_level: str = "info"
+    log_format: str = "auto"
+
+    # -- where each part lives -------------------------------------------------------------
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def embedded_registry(self) -> bool:
+        return self.registry_url is None and not self.registry_urls
+
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL connection string (contains the password: never log it)."""
+        if self.database_url is not None:
+            return self.database_url.reveal()
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def temporal_ui_url(self) -> str | None:
+        return None if self.temporal_address else f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    def registry_base_url(self, tld: str) -> str:
+        """Base URL of the registry for `tld` (the simulator serves all under /registries/)."""
+        if tld in self.registry_urls:
+            return self.registry_urls[tld].rstrip("/")
+        base = self.registry_url or f"http://127.0.0.1:{self.registry_sim_port}"
+        return f"{base.rstrip('/')}/registries/{tld}"
+
+    def rate_limit(self, tld: str) -> float:
+        return self.registry_rate_limits.get(tld, 10.0)
+
+    def concurrency(self, tld: str) -> int:
+        return self.registry_concurrency.get(tld, DEFAULT_CONCURRENCY)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        values = [
+            self.database_url,
+            self.temporal_api_key,
+            self.unleash_client_token,
+            self.unleash_admin_token,
+            self.webhook_url,
+            self.api_token,
+        ]
+        return [v.reveal() for v in values if v is not None and v.reveal()]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        return _Reader(e).settings()
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def get(self, *names: str) -> str | None:
+        for name in names:
+            value = self.env.get(name)
+            if value is not None and value.strip() != "":
+                return value.strip()
+        return None
+
+    def secret(self, *names: str) -> Secret | None:
+        value = self.get(*names)
+        return None if value is None else Secret(value)
+
+    def integer(self, name: str, default: int, low: int = 1, high: int = 65535) -> int:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(name, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a number, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(name, f"must be positive, got {value}")
+        return value
+
+    def boolean(self, *names: str) -> bool:
+        raw = self.get(*names)
+        if raw is None:
+            return False
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(names[0], f"must be true or false, got {raw!r}")
+
+    def mapping(self, name: str) -> dict[str, str]:
+        """`fr=40,info=20` → {"fr": "40", "info": "20"}."""
+        raw = self.get(name)
+        if raw is None:
+            return {}
+        out: dict[str, str] = {}
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise ConfigError(name, f"entries must look like tld=value, got {item.strip()!r}")
+            out[key.strip().lower().lstrip(".")] = value.strip()
+        return out
+
+    def numbers(self, name: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for key, raw in self.mapping(name).items():
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(name, f"{key}: must be a number, got {raw!r}") from None
+            if value <= 0:
+                raise ConfigError(name, f"{key}: must be positive, got {value}")
+            out[key] = value
+        return out
+
+    def settings(self) -> Settings:
+        state_dir = Path(self.get("DUALRUN_STATE_DIR") or ".dualrun").expanduser().resolve()
+        tlds_raw = self.get("DUALRUN_TLDS")
+        tlds = (
+            frozenset(t.strip().lower().lstrip(".") for t in tlds_raw.split(",") if t.strip())
+            if tlds_raw
+            else DEFAULT_TLDS
+        )
+        if not tlds:
+            raise ConfigError("DUALRUN_TLDS", "names no TLD")
+        rate_limits = dict(DEFAULT_RATE_LIMITS)
+        rate_limits.update(self.numbers("DUALRUN_REGISTRY_RATE_LIMITS"))
+        concurrency = {
+            k: max(1, int(v)) for k, v in self.numbers("DUALRUN_REGISTRY_CONCURRENCY").items()
+        }
+        log_format = (self.get("DUALRUN_LOG_FORMAT") or "auto").lower()
+        if log_format not in ("auto", "json", "console"):
+            raise ConfigError(
+                "DUALRUN_LOG_FORMAT", f"must be auto, json or console, got {log_format!r}"
+            )
+        cert = self.get("TEMPORAL_TLS_CLIENT_CERT_PATH")
+        key = self.get("TEMPORAL_TLS_CLIENT_KEY_PATH")
+        return Settings(
+            state_dir=state_dir,
+            database_url=self.secret("DUALRUN_DATABASE_URL"),
+            pg_port=self.integer("DUALRUN_PG_PORT", 54329),
+            temporal_address=self.get("DUALRUN_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"),
+            temporal_namespace=self.get("DUALRUN_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
+            or "default",
+            temporal_tls=self.boolean("DUALRUN_TEMPORAL_TLS", "TEMPORAL_TLS") or bool(cert),
+            temporal_api_key=self.secret("DUALRUN_TEMPORAL_API_KEY", "TEMPORAL_API_KEY"),
+            temporal_tls_cert=Path(cert) if cert else None,
+            temporal_tls_key=Path(key) if key else None,
+            temporal_port=self.integer("DUALRUN_TEMPORAL_PORT", 7233),
+            temporal_ui_port=self.integer("DUALRUN_TEMPORAL_UI_PORT", 8233),
+            task_queue=self.get("DUALRUN_TASK_QUEUE") or "renewals",
+            unleash_url=self.get("DUALRUN_UNLEASH_URL"),
+            unleash_client_token=self.secret("DUALRUN_UNLEASH_CLIENT_TOKEN"),
+            unleash_admin_token=self.secret("DUALRUN_UNLEASH_ADMIN_TOKEN"),
+            unleash_app_name=self.get("DUALRUN_UNLEASH_APP_NAME") or "dualrun",
+            registry_url=self.get("DUALRUN_REGISTRY_URL"),
+            registry_urls=self.mapping("DUALRUN_REGISTRY_URLS"),
+            registry_sim_port=self.integer("DUALRUN_REGISTRY_SIM_PORT", 8710),
+            registry_rate_limits=rate_limits,
+            registry_concurrency=concurrency,
+            registry_timeout_s=self.number("DUALRUN_REGISTRY_TIMEOUT", 10.0),
+            activity_timeout_s=self.number("DUALRUN_ACTIVITY_TIMEOUT", 30.0),
+            webhook_url=self.secret("DUALRUN_WEBHOOK_URL"),
+            api_token=self.secret("DUALRUN_API_TOKEN"),
+            tlds=tlds,
+            log_level=(self.get("DUALRUN_LOG_LEVEL") or "info").lower(),
+            log_format=log_format,
+        )

@@ -1,0 +1,1 @@
+"""legacy_adapter — see DESIGN.md §2."""

@@ -1,0 +1,89 @@
+"""The upstream auto-renew batch: creates renewal operations straight in the legacy tables.
+
+It bypasses the router (no routing decision, no idempotency check), as the registrar's batch
+did, and can be told to create a share of them twice: the month-start duplicate incident.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from dualrun.errors import InvalidInput
+from dualrun.model import Engine, RenewalRequest, new_operation_id
+from dualrun.operations import insert_operation
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    created: int
+    duplicated_keys: tuple[str, ...]
+    operation_ids: tuple[str, ...]
+
+
+def read_batch_file(path: Path, known_tlds: frozenset[str]) -> list[RenewalRequest]:
+    """CSV with a header: domain,current_expiry,customer_id[,years]. Validated, all or nothing."""
+    requests = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"domain", "current_expiry", "customer_id"} - set(reader.fieldnames or ())
+        if missing:
+            raise InvalidInput("file", f"{path.name}: header lacks {', '.join(sorted(missing))}")
+        for line, raw in enumerate(reader, start=2):
+            years_raw = (raw.get("years") or "1").strip()
+            if not years_raw.isdigit():
+                raise InvalidInput("years", f"{path.name} line {line}: must be an integer")
+            fields = {
+                "domain": raw["domain"],
+                "current_expiry": (raw["current_expiry"] or "").strip(),
+                "customer_id": (raw["customer_id"] or "").strip(),
+                "years": int(years_raw),
+            }
+            try:
+                requests.append(RenewalRequest.parse(fields, known_tlds))
+            except InvalidInput as exc:
+                raise InvalidInput(exc.field, f"{path.name} line {line}: {exc.problem}") from None
+    return requests
+
+
+async def create_batch(
+    pool: AsyncConnectionPool,
+    requests: Sequence[RenewalRequest] | Iterable[RenewalRequest],
+    *,
+    duplicate_share: float = 0.0,
+    seed: int | None = None,
+) -> BatchResult:
+    """Insert one legacy operation per request, and a second one for `duplicate_share` of them."""
+    if not 0.0 <= duplicate_share <= 1.0:
+        raise InvalidInput("duplicate_share", f"must be between 0 and 1, got {duplicate_share}")
+    rng = random.Random(seed)
+    requests = list(requests)
+    dup_count = round(len(requests) * duplicate_share)
+    doubled = set(rng.sample(range(len(requests)), dup_count)) if dup_count else set()
+    ids: list[str] = []
+    keys: list[str] = []
+    async with pool.connection() as conn, conn.transaction():
+        for i, request in enumerate(requests):
+            await insert_operation(conn, request, Engine.LEGACY, origin="autorenew")
+            ids.append(request.operation_id)
+            if i in doubled:
+                twin = RenewalRequest(
+                    domain=request.domain,
+                    years=request.years,
+                    current_expiry=request.current_expiry,
+                    customer_id=request.customer_id,
+                    operation_id=new_operation_id(),
+                )
+                await insert_operation(conn, twin, Engine.LEGACY, origin="autorenew")
+                ids.append(twin.operation_id)
+                keys.append(request.idempotency_key)
+    log.info("legacy.autorenew.batch", created=len(ids), duplicated=len(keys))
+    return BatchResult(created=len(ids), duplicated_keys=tuple(keys), operation_ids=tuple(ids))

@@ -1,0 +1,1 @@
+"""The local stack: embedded PostgreSQL, Temporal dev server, registry simulator."""

@@ -1,0 +1,1 @@
+"""reconciler — see DESIGN.md §2."""

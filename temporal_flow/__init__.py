@@ -1,0 +1,1 @@
+"""temporal_flow — see DESIGN.md §2."""

@@ -1,0 +1,151 @@
+"""The renewal's activities: registry calls, billing, and the database writes of the interceptors.
+
+Every side effect carries the renewal's idempotency key: the charge key, and the registry
+client transaction id. A renew retried after an unknown outcome (a timeout, a worker killed)
+first reads the registry: an expiry already advanced by `years` means the renewal happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from dualrun.billing import BillingConflict, BillingLedger, NothingToRefund
+from dualrun.model import add_years
+from dualrun.registry import RegistryClient
+from dualrun.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
+from temporal_flow import db_sync
+from temporal_flow.errors import BILLING_CONFLICT, REGISTRY_UNAVAILABLE, to_application_error
+from temporal_flow.types import (
+    ChargeInput,
+    ChargeResult,
+    DomainInput,
+    PlanInput,
+    PriceInput,
+    PriceResult,
+    RefundInput,
+    RefundResult,
+    RegistryRenewInput,
+    RegistryRenewResult,
+    StatusResult,
+    SyncInput,
+)
+
+log = structlog.get_logger(__name__)
+
+# Activity names by queue: registry calls go to the provider's queue (registry-{tld}).
+REGISTRY_ACTIVITIES = frozenset({"registry_status", "registry_price", "registry_renew"})
+
+
+class RenewalActivities:
+    def __init__(
+        self, pool: AsyncConnectionPool, registry: RegistryClient, billing: BillingLedger
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.billing = billing
+
+    # -- registry ----------------------------------------------------------------------------
+    @activity.defn(name="registry_status")
+    async def registry_status(self, inp: DomainInput) -> StatusResult:
+        try:
+            status = await self.registry.status(inp.domain)
+        except RegistryError as exc:
+            raise to_application_error(exc) from exc
+        return StatusResult(
+            expiry=status.expiry.isoformat(),
+            statuses=status.statuses,
+            premium=status.premium,
+            renew_prohibited=status.renew_prohibited,
+        )
+
+    @activity.defn(name="registry_price")
+    async def registry_price(self, inp: PriceInput) -> PriceResult:
+        try:
+            price = await self.registry.price(inp.domain, inp.years)
+        except RegistryError as exc:
+            raise to_application_error(exc) from exc
+        return PriceResult(price.price_cents, price.currency, price.premium)
+
+    async def _already_renewed(self, inp: RegistryRenewInput) -> bool:
+        expected = add_years(dt.date.fromisoformat(inp.current_expiry), inp.years)
+        status = await self.registry.status(inp.domain)
+        return status.expiry == expected
+
+    @activity.defn(name="registry_renew")
+    async def registry_renew(self, inp: RegistryRenewInput) -> RegistryRenewResult:
+        expected = add_years(dt.date.fromisoformat(inp.current_expiry), inp.years).isoformat()
+        resolved = RegistryRenewResult(expected, None, resolved_by_status=True)
+        try:
+            if activity.info().attempt > 1 and await self._already_renewed(inp):
+                log.info("renewal.resolved_by_status", domain=inp.domain, reason="retry")
+                return resolved
+            result = await self.registry.renew(
+                inp.domain,
+                dt.date.fromisoformat(inp.current_expiry),
+                inp.years,
+                client_tx_id=inp.client_tx_id,
+            )
+        except AmbiguousTimeout as exc:
+            # The registry may have committed: read its state, never renew blindly again.
+            if await self._already_renewed(inp):
+                log.info("renewal.resolved_by_status", domain=inp.domain, reason="timeout")
+                return resolved
+            raise ApplicationError(str(exc), type=REGISTRY_UNAVAILABLE) from exc
+        except ExpiryMismatch as exc:
+            if await self._already_renewed(inp):  # an earlier attempt of ours got through
+                return resolved
+            raise to_application_error(exc) from exc
+        except RegistryError as exc:
+            raise to_application_error(exc) from exc
+        return RegistryRenewResult(result.new_expiry.isoformat(), result.server_tx_id)
+
+    # -- billing -----------------------------------------------------------------------------
+    @activity.defn(name="billing_charge")
+    async def billing_charge(self, inp: ChargeInput) -> ChargeResult:
+        try:
+            entry = await self.billing.charge(
+                charge_key=inp.idempotency_key,
+                idempotency_key=inp.idempotency_key,
+                operation_id=inp.operation_id,
+                customer_id=inp.customer_id,
+                amount_cents=inp.amount_cents,
+                currency=inp.currency,
+            )
+        except BillingConflict as exc:
+            raise ApplicationError(str(exc), type=BILLING_CONFLICT, non_retryable=True) from exc
+        return ChargeResult(entry.entry_id, entry.amount_cents, entry.replayed)
+
+    @activity.defn(name="billing_refund")
+    async def billing_refund(self, inp: RefundInput) -> RefundResult:
+        try:
+            entry = await self.billing.refund(charge_key=inp.idempotency_key)
+        except NothingToRefund:
+            return RefundResult(0)
+        return RefundResult(entry.amount_cents)
+
+    # -- database (the interceptors' writes; workflow code never touches the database) -------
+    @activity.defn(name="record_plan")
+    async def record_plan(self, inp: PlanInput) -> None:
+        await db_sync.record_plan(self.pool, inp)
+
+    @activity.defn(name="sync_operation")
+    async def sync_operation(self, inp: SyncInput) -> None:
+        await db_sync.sync_operation(self.pool, inp)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.registry_status,
+            self.registry_price,
+            self.registry_renew,
+            self.billing_charge,
+            self.billing_refund,
+            self.record_plan,
+            self.sync_operation,
+        ]

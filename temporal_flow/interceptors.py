@@ -1,0 +1,225 @@
+"""The registrar's three interceptors: database sync, cancellation, and per-provider queues.
+
+- DatabaseSyncInterceptor: the operation row follows the workflow (`doing` at start, the current
+  step as activities start and finish, the terminal status and outcome at the end). Workflow
+  writes go through a local activity; step writes happen in the activity worker.
+- CancellationInterceptor: once a cancel is requested (update/signal, Temporal cancel, or the
+  tasks service's flag in the database) no further side effect starts; the workflow refunds.
+- ActivityQueueInterceptor: registry calls go to `registry-{tld}`, served by workers that hold the
+  provider's rate and concurrency limits, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    ExecuteWorkflowInput,
+    Interceptor,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from psycopg_pool import AsyncConnectionPool
+
+    from temporal_flow import db_sync
+    from temporal_flow.activities import REGISTRY_ACTIVITIES, RenewalActivities
+    from temporal_flow.errors import CANCEL_REQUESTED
+    from temporal_flow.types import RenewInput, RenewResult, RunMode, SyncInput
+
+STEP_OF_ACTIVITY = {
+    "registry_status": "status",
+    "registry_price": "price",
+    "billing_charge": "charge",
+    "registry_renew": "renew",
+}
+SIDE_EFFECTS = frozenset({"billing_charge", "registry_renew"})
+SHADOW_PREFIX = "shadow:"
+
+
+DEFAULT_TASK_QUEUE = "renewals"
+
+
+def registry_queue(tld: str, task_queue: str = DEFAULT_TASK_QUEUE) -> str:
+    """`registry-fr` next to the default `renewals` queue; `{queue}/registry-fr` next to others,
+    so several deployments (or test runs) can share a namespace without sharing providers."""
+    base = f"registry-{tld}"
+    return base if task_queue == DEFAULT_TASK_QUEUE else f"{task_queue}/{base}"
+
+
+def _is_shadow(workflow_id: str | None) -> bool:
+    return (workflow_id or "").startswith(SHADOW_PREFIX)
+
+
+def _error_code(exc: BaseException) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ApplicationError) and cause.type:
+            return cause.type
+        cause = cause.__cause__
+    return type(exc).__name__
+
+
+# -- database sync ---------------------------------------------------------------------------
+class _SyncWorkflowInbound(WorkflowInboundInterceptor):
+    async def _sync(self, inp: SyncInput) -> None:
+        await workflow.execute_local_activity_method(
+            RenewalActivities.sync_operation, inp, start_to_close_timeout=timedelta(seconds=15)
+        )
+
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        renewal = input.args[0] if input.args else None
+        if not isinstance(renewal, RenewInput) or renewal.mode == RunMode.SHADOW:
+            return await super().execute_workflow(input)  # a plan owns no operation row
+        info = workflow.info()
+        op, wid, rid = renewal.operation_id, info.workflow_id, info.run_id
+        await self._sync(SyncInput(op, "doing", wid, rid))
+        try:
+            result = await super().execute_workflow(input)
+        except asyncio.CancelledError:
+            await self._sync(SyncInput(op, "cancelled", wid, rid))
+            raise
+        except FailureError as exc:  # the workflow fails: the row says so, with why
+            await self._sync(
+                SyncInput(
+                    op, "failed", wid, rid, error_code=_error_code(exc), error_message=str(exc)
+                )
+            )
+            raise
+        if isinstance(result, RenewResult):
+            await self._sync(SyncInput(op, result.status, wid, rid, result=result))
+        return result
+
+
+class _StepSyncActivityInbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, pool: AsyncConnectionPool) -> None:
+        super().__init__(next)
+        self.pool = pool
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        step = STEP_OF_ACTIVITY.get(info.activity_type)
+        operation_id = getattr(input.args[0], "operation_id", None) if input.args else None
+        if step is None or operation_id is None or _is_shadow(info.workflow_id):
+            return await super().execute_activity(input)
+        await db_sync.step_started(self.pool, operation_id, step, info.attempt)
+        try:
+            result = await super().execute_activity(input)
+        except BaseException as exc:
+            await db_sync.step_finished(
+                self.pool, operation_id, step, info.attempt, _error_code(exc)
+            )
+            raise
+        await db_sync.step_finished(self.pool, operation_id, step, info.attempt, None)
+        return result
+
+
+class DatabaseSyncInterceptor(Interceptor):
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _StepSyncActivityInbound(next, self.pool)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _SyncWorkflowInbound
+
+
+# -- cancellation ----------------------------------------------------------------------------
+class _CancelOutbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        if input.activity in SIDE_EFFECTS and getattr(
+            workflow.instance(), "cancel_requested", False
+        ):
+            raise ApplicationError(
+                f"cancel requested: {input.activity} not started",
+                type=CANCEL_REQUESTED,
+                non_retryable=True,
+            )
+        return super().start_activity(input)
+
+
+class _CancelWorkflowInbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_CancelOutbound(outbound))
+
+
+class _CancelFlagActivityInbound(ActivityInboundInterceptor):
+    """The tasks service cancels by flagging the row: honoured before each side effect."""
+
+    def __init__(self, next: ActivityInboundInterceptor, pool: AsyncConnectionPool) -> None:
+        super().__init__(next)
+        self.pool = pool
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        operation_id = getattr(input.args[0], "operation_id", None) if input.args else None
+        first_try = info.attempt == 1 or info.activity_type != "registry_renew"
+        if (
+            info.activity_type in SIDE_EFFECTS
+            and first_try  # a renew retried may have reached the registry: too late to cancel
+            and operation_id is not None
+            and not _is_shadow(info.workflow_id)
+            and await db_sync.cancel_flagged(self.pool, operation_id)
+        ):
+            raise ApplicationError(
+                f"cancel flagged in the database: {info.activity_type} not run",
+                type=CANCEL_REQUESTED,
+                non_retryable=True,
+            )
+        return await super().execute_activity(input)
+
+
+class CancellationInterceptor(Interceptor):
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _CancelFlagActivityInbound(next, self.pool)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _CancelWorkflowInbound
+
+
+# -- per-provider activity queues ------------------------------------------------------------
+class _QueueOutbound(WorkflowOutboundInterceptor):
+    def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+        domain = getattr(input.args[0], "domain", None) if input.args else None
+        if input.activity in REGISTRY_ACTIVITIES and isinstance(domain, str):
+            queue = registry_queue(domain.rsplit(".", 1)[-1], workflow.info().task_queue)
+            input = dataclasses.replace(input, task_queue=queue)
+        return super().start_activity(input)
+
+
+class _QueueWorkflowInbound(WorkflowInboundInterceptor):
+    def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+        super().init(_QueueOutbound(outbound))
+
+
+class ActivityQueueInterceptor(Interceptor):
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _QueueWorkflowInbound
+
+
+def all_interceptors(pool: AsyncConnectionPool) -> list[Interceptor]:
+    return [
+        DatabaseSyncInterceptor(pool),
+        CancellationInterceptor(pool),
+        ActivityQueueInterceptor(),
+    ]

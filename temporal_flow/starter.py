@@ -1,0 +1,104 @@
+"""Start renewal workflows (live or shadow) under their idempotency key, and the Temporal client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client, TLSConfig
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from dualrun.model import Engine, RenewalRequest
+from dualrun.operations import insert_operation
+from dualrun.settings import Settings
+from temporal_flow import search_attributes as sa
+from temporal_flow.interceptors import SHADOW_PREFIX
+from temporal_flow.types import RenewInput, RunMode
+from temporal_flow.workflows import RenewDomain
+
+
+async def connect(settings: Settings) -> Client:
+    """A client for the configured cluster (TLS / API key when set) or the embedded dev server."""
+    tls: bool | TLSConfig = settings.temporal_tls
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        tls = TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+        )
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key.reveal() if settings.temporal_api_key else None,
+        tls=tls,
+    )
+
+
+def workflow_id(idempotency_key: str, mode: RunMode) -> str:
+    """The live workflow id is the idempotency key; a shadow plan's cannot collide with it."""
+    return f"{SHADOW_PREFIX}{idempotency_key}" if mode == RunMode.SHADOW else idempotency_key
+
+
+@dataclass(frozen=True)
+class Started:
+    workflow_id: str
+    run_id: str | None
+    existing: bool  # the key already had a run: nothing new was started
+
+
+async def start_renewal(client: Client, task_queue: str, inp: RenewInput) -> Started:
+    """Start RenewDomain once per key: a running one is reused, a finished one is not rerun."""
+    wid = workflow_id(inp.idempotency_key, inp.mode)
+    attributes = TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.TLD, inp.domain.rsplit(".", 1)[-1]),
+            SearchAttributePair(sa.DOMAIN, inp.domain),
+            SearchAttributePair(sa.ENGINE_MODE, inp.mode.value),
+            SearchAttributePair(sa.OPERATION_ID, inp.operation_id),
+        ]
+    )
+    try:
+        handle = await client.start_workflow(
+            RenewDomain.run,
+            inp,
+            id=wid,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=attributes,
+        )
+    except WorkflowAlreadyStartedError as exc:
+        return Started(wid, exc.run_id, existing=True)
+    response = getattr(handle, "_start_workflow_response", None)
+    started = bool(getattr(response, "started", True))
+    return Started(wid, handle.result_run_id, existing=not started)
+
+
+def renew_input(request: RenewalRequest, mode: RunMode, settings: Settings) -> RenewInput:
+    return RenewInput(
+        operation_id=request.operation_id,
+        idempotency_key=request.idempotency_key,
+        domain=request.domain,
+        years=request.years,
+        current_expiry=request.current_expiry.isoformat(),
+        customer_id=request.customer_id,
+        mode=mode,
+        activity_timeout_s=settings.activity_timeout_s,
+    )
+
+
+async def submit_live(
+    pool: AsyncConnectionPool, client: Client, settings: Settings, request: RenewalRequest
+) -> Started:
+    """Record the operation (engine temporal) then start its workflow under the key."""
+    wid = workflow_id(request.idempotency_key, RunMode.LIVE)
+    async with pool.connection() as conn:
+        await insert_operation(conn, request, Engine.TEMPORAL, workflow_id=wid)
+    return await start_renewal(
+        client, settings.task_queue, renew_input(request, RunMode.LIVE, settings)
+    )

@@ -1,0 +1,245 @@
+"""`RenewDomain`: the five steps of DESIGN §3 as activities, live or as a shadow plan.
+
+Workflow code stays deterministic and never touches the database: the interceptors keep the
+operation row in step, stop the workflow before a side effect once a cancel is requested, and
+send registry calls to the provider's own rate-limited task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from dualrun.model import add_years
+    from temporal_flow.activities import RenewalActivities
+    from temporal_flow.errors import (
+        CANCEL_REQUESTED,
+        EXPIRY_MISMATCH,
+        NON_RETRYABLE,
+        RENEW_PROHIBITED,
+    )
+    from temporal_flow.types import (
+        ChargeInput,
+        DomainInput,
+        PlanInput,
+        PriceInput,
+        PriceResult,
+        RefundInput,
+        RegistryRenewInput,
+        RenewInput,
+        RenewResult,
+        RunMode,
+    )
+
+REGISTRY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
+BILLING_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=list(NON_RETRYABLE),
+)
+
+
+def _error_type(exc: BaseException) -> str | None:
+    if isinstance(exc, ApplicationError):
+        return exc.type
+    if isinstance(exc, ActivityError) and isinstance(exc.cause, ApplicationError):
+        return exc.cause.type
+    return None
+
+
+@workflow.defn(name="RenewDomain")
+class RenewDomain:
+    def __init__(self) -> None:
+        self.stage = "starting"
+        self.years: int | None = None
+        self.cancel_requested = False
+        self.charge_started = False
+        self.registry_started = False
+        self.timeout = timedelta(seconds=30)
+
+    # -- user actions ------------------------------------------------------------------------
+    @workflow.query
+    def progress(self) -> dict[str, object]:
+        return {
+            "stage": self.stage,
+            "years": self.years,
+            "cancel_requested": self.cancel_requested,
+            "registry_started": self.registry_started,
+        }
+
+    @workflow.update
+    def request_cancel(self, reason: str) -> str:
+        """Cancel before the registry step (the charge is refunded); refused after it."""
+        self.cancel_requested = True
+        workflow.logger.info("renewal.cancel.accepted", extra={"reason": reason})
+        return "accepted"
+
+    @request_cancel.validator
+    def _validate_cancel(self, reason: str) -> None:
+        if self.registry_started:
+            raise ApplicationError("too late: the registry step has begun", type="CancelRefused")
+
+    @workflow.signal
+    def cancel(self, reason: str) -> None:
+        """The fire-and-forget form of request_cancel, for the tasks service."""
+        if self.registry_started:
+            workflow.logger.warning("renewal.cancel.refused", extra={"reason": reason})
+        else:
+            self.cancel_requested = True
+
+    @workflow.update
+    def correct_years(self, years: int) -> int:
+        """A data correction of the period, accepted only before the charge."""
+        self.years = years
+        return years
+
+    @correct_years.validator
+    def _validate_years(self, years: int) -> None:
+        if self.charge_started:
+            raise ApplicationError("too late: the customer was already charged", type="TooLate")
+        if isinstance(years, bool) or not isinstance(years, int) or not 1 <= years <= 10:
+            raise ApplicationError("years: must be an integer between 1 and 10", type="Invalid")
+
+    # -- the renewal -------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: RenewInput) -> RenewResult:
+        self.years = inp.years if self.years is None else self.years
+        self.timeout = timedelta(seconds=inp.activity_timeout_s)
+        self.stage = "status"
+        status = await workflow.execute_activity_method(
+            RenewalActivities.registry_status,
+            DomainInput(inp.operation_id, inp.domain),
+            start_to_close_timeout=self.timeout,
+            retry_policy=REGISTRY_RETRY,
+        )
+        self.stage = "price"
+        price = await workflow.execute_activity_method(
+            RenewalActivities.registry_price,
+            PriceInput(inp.operation_id, inp.domain, self.years),
+            start_to_close_timeout=self.timeout,
+            retry_policy=REGISTRY_RETRY,
+        )
+        refusal = None
+        if status.renew_prohibited:
+            refusal = RENEW_PROHIBITED
+        elif status.expiry != inp.current_expiry:
+            refusal = EXPIRY_MISMATCH
+        if inp.mode == RunMode.SHADOW:
+            return await self._plan(inp, status.expiry, price, refusal)
+        if refusal is not None:
+            raise ApplicationError(
+                f"{inp.domain}: registry expiry {status.expiry}, renewal for {inp.current_expiry}",
+                type=refusal,
+                non_retryable=True,
+            )
+        return await self._renew(inp, price.price_cents, price.currency)
+
+    async def _plan(
+        self, inp: RenewInput, expiry: str, price: PriceResult, refusal: str | None
+    ) -> RenewResult:
+        self.stage = "plan"
+        years = self.years or inp.years
+        expected = add_years(dt.date.fromisoformat(inp.current_expiry), years).isoformat()
+        await workflow.execute_activity_method(
+            RenewalActivities.record_plan,
+            PlanInput(
+                operation_id=inp.operation_id,
+                workflow_id=workflow.info().workflow_id,
+                idempotency_key=inp.idempotency_key,
+                domain=inp.domain,
+                years=years,
+                registry_expiry=expiry,
+                premium=price.premium,
+                would_charge_cents=None if refusal else price.price_cents,
+                currency=price.currency,
+                expected_new_expiry=None if refusal else expected,
+                verdict="would_refuse" if refusal else "would_renew",
+                refusal=refusal,
+            ),
+            start_to_close_timeout=self.timeout,
+            retry_policy=BILLING_RETRY,
+        )
+        return RenewResult(
+            inp.operation_id,
+            "planned",
+            years,
+            new_expiry=None if refusal else expected,
+            currency=price.currency,
+        )
+
+    async def _renew(self, inp: RenewInput, amount_cents: int, currency: str) -> RenewResult:
+        years = self.years or inp.years
+        try:
+            self.stage = "charge"
+            self.charge_started = True
+            charge = await workflow.execute_activity_method(
+                RenewalActivities.billing_charge,
+                ChargeInput(
+                    inp.operation_id, inp.idempotency_key, inp.customer_id, amount_cents, currency
+                ),
+                start_to_close_timeout=self.timeout,
+                retry_policy=BILLING_RETRY,
+            )
+            self.stage = "renew"
+            handle = workflow.start_activity_method(
+                RenewalActivities.registry_renew,
+                RegistryRenewInput(
+                    inp.operation_id,
+                    inp.domain,
+                    inp.current_expiry,
+                    years,
+                    client_tx_id=inp.idempotency_key,
+                ),
+                start_to_close_timeout=self.timeout,
+                retry_policy=REGISTRY_RETRY,
+            )
+            self.registry_started = True
+            try:
+                renewed = await asyncio.shield(handle)
+            except asyncio.CancelledError:
+                # Past the registry step a cancel is refused: finish what the registry started.
+                workflow.logger.warning("renewal.cancel.refused", extra={"stage": "renew"})
+                renewed = await handle
+        except (asyncio.CancelledError, ActivityError, ApplicationError) as exc:
+            cancelled = isinstance(exc, asyncio.CancelledError) or (
+                _error_type(exc) == CANCEL_REQUESTED
+            )
+            if not cancelled:  # CancelRequested is only raised before a registry call
+                raise
+            return await self._compensate(inp, years)
+        self.stage = "done"
+        return RenewResult(
+            inp.operation_id,
+            "done",
+            years,
+            new_expiry=renewed.new_expiry,
+            registry_transaction_id=renewed.server_tx_id,
+            charged_cents=charge.amount_cents,
+            currency=currency,
+            resolved_by_status=renewed.resolved_by_status,
+        )
+
+    async def _compensate(self, inp: RenewInput, years: int) -> RenewResult:
+        """Cancelled before the registry step: refund whatever was charged under the key."""
+        self.stage = "refund"
+        refund = await workflow.execute_activity_method(
+            RenewalActivities.billing_refund,
+            RefundInput(inp.operation_id, inp.idempotency_key),
+            start_to_close_timeout=self.timeout,
+            retry_policy=BILLING_RETRY,
+        )
+        self.stage = "cancelled"
+        return RenewResult(
+            inp.operation_id, "cancelled", years, refunded_cents=refund.amount_cents or None
+        )

@@ -1,0 +1,36 @@
+"""Saved histories of RenewDomain replay cleanly: a non-deterministic change fails CI.
+
+Regenerate after an intended, versioned change with
+`DUALRUN_SAVE_HISTORIES=1 pytest tests/integration/test_temporal_flow.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from temporal_flow.interceptors import all_interceptors
+from temporal_flow.workflows import RenewDomain
+
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+
+
+def test_histories_are_present() -> None:
+    """The replay corpus covers live, cancelled, failed and shadow runs."""
+    names = {p.stem for p in HISTORIES}
+    assert {"live_done", "live_cancelled_refunded", "live_failed_prohibited"} <= names
+    assert any(n.startswith("shadow_") for n in names)
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    """Replaying a saved history with today's workflow and interceptors raises nothing."""
+    pool = AsyncConnectionPool("", open=False)  # never opened: replay runs no activity
+    replayer = Replayer(workflows=[RenewDomain], interceptors=all_interceptors(pool))
+    history = WorkflowHistory.from_json(path.stem, path.read_text())  # noqa: ASYNC240
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None

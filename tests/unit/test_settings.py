@@ -1,0 +1,89 @@
+"""Settings from the environment, and secrets kept out of logs."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import structlog
+
+from dualrun import logs
+from dualrun.errors import ConfigError
+from dualrun.settings import Settings
+
+
+def test_nothing_configured_means_the_embedded_stack(tmp_path: Path) -> None:
+    """With no variables every part is embedded under .dualrun/ on local ports."""
+    s = Settings.from_env({"DUALRUN_STATE_DIR": str(tmp_path)})
+    assert s.embedded_database and s.embedded_temporal and s.embedded_registry
+    assert s.dsn == "postgresql://postgres@127.0.0.1:54329/postgres"
+    assert s.temporal_target == "127.0.0.1:7233"
+    assert s.registry_base_url("fr") == "http://127.0.0.1:8710/registries/fr"
+    assert s.state_dir == tmp_path.resolve()
+    assert Settings.from_env({}).state_dir.name == ".dualrun"
+
+
+def test_real_servers_are_used_as_configured() -> None:
+    """A configured DSN, Temporal address and registry URLs switch those parts to external."""
+    s = Settings.from_env(
+        {
+            "DUALRUN_DATABASE_URL": "postgresql://app:s3cret@db.internal:5432/registrar",
+            "TEMPORAL_ADDRESS": "temporal.internal:7233",
+            "TEMPORAL_NAMESPACE": "renewals",
+            "TEMPORAL_API_KEY": "tk-abcdef",
+            "DUALRUN_REGISTRY_URLS": "fr=https://epp.fr.example/api/, info=https://info.example",
+            "DUALRUN_REGISTRY_RATE_LIMITS": "fr=5,.info=2.5",
+        }
+    )
+    assert not s.embedded_database and not s.embedded_temporal and not s.embedded_registry
+    assert s.dsn.endswith("@db.internal:5432/registrar")
+    assert (s.temporal_target, s.temporal_namespace) == ("temporal.internal:7233", "renewals")
+    assert s.registry_base_url("fr") == "https://epp.fr.example/api"
+    assert s.rate_limit("fr") == 5.0 and s.rate_limit("info") == 2.5
+    assert "s3cret" not in repr(s) and "tk-abcdef" not in repr(s)
+    assert set(s.secrets()) >= {"postgresql://app:s3cret@db.internal:5432/registrar", "tk-abcdef"}
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DUALRUN_PG_PORT": "abc"}, "DUALRUN_PG_PORT"),
+        ({"DUALRUN_PG_PORT": "70000"}, "DUALRUN_PG_PORT"),
+        ({"DUALRUN_REGISTRY_RATE_LIMITS": "fr"}, "DUALRUN_REGISTRY_RATE_LIMITS"),
+        ({"DUALRUN_REGISTRY_RATE_LIMITS": "fr=-1"}, "DUALRUN_REGISTRY_RATE_LIMITS"),
+        ({"DUALRUN_REGISTRY_TIMEOUT": "soon"}, "DUALRUN_REGISTRY_TIMEOUT"),
+        ({"DUALRUN_TEMPORAL_TLS": "maybe"}, "DUALRUN_TEMPORAL_TLS"),
+        ({"DUALRUN_LOG_FORMAT": "xml"}, "DUALRUN_LOG_FORMAT"),
+        ({"DUALRUN_TLDS": ","}, "DUALRUN_TLDS"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
+    """A bad variable is refused with its name and the problem."""
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env)
+    assert err.value.variable == variable
+    assert str(err.value).startswith(variable)
+
+
+def test_redaction_masks_dsn_passwords_tokens_and_known_secrets() -> None:
+    """DSN passwords, token-like keys and configured secret values never reach a log line."""
+    out = io.StringIO()
+    logs.configure("info", "json", secrets=["tk-abcdef"])
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
+    log = structlog.get_logger("t")
+    log.info(
+        "db.connect.failed",
+        error="connection to postgresql://app:s3cret@db:5432/x failed",
+        api_token="anything",
+        detail={"authorization": "Bearer xyz", "note": "used tk-abcdef and password=hunter2"},
+        items=["postgres://u:pw@h/db"],
+    )
+    line = out.getvalue()
+    record = json.loads(line)
+    for secret in ("s3cret", "tk-abcdef", "hunter2", "Bearer xyz", ":pw@", "anything"):
+        assert secret not in line
+    assert record["error"] == "connection to postgresql://app:***@db:5432/x failed"
+    assert record["api_token"] == "***"
+    assert record["event"] == "db.connect.failed"
