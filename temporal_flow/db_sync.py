@@ -16,11 +16,16 @@ from temporal_flow.types import PlanInput, SyncInput
 _TERMINAL = ("done", "failed", "cancelled")
 
 _START = """
+WITH synced AS (
 UPDATE operations SET status = 'doing', workflow_id = %(workflow_id)s, run_id = %(run_id)s,
        started_at = coalesce(started_at, now()), updated_at = now()
 WHERE operation_id = %(operation_id)s AND status NOT IN ('done', 'failed', 'cancelled')
+RETURNING operation_id)
+INSERT INTO operation_events (operation_id, event, detail)
+SELECT operation_id, %(event)s, %(detail)s FROM synced
 """
 _FINISH = """
+WITH synced AS (
 UPDATE operations SET status = %(status)s, workflow_id = %(workflow_id)s, run_id = %(run_id)s,
        new_expiry = coalesce(%(new_expiry)s::date, new_expiry),
        registry_transaction_id = coalesce(%(registry_transaction_id)s, registry_transaction_id),
@@ -31,6 +36,9 @@ UPDATE operations SET status = %(status)s, workflow_id = %(workflow_id)s, run_id
        step = CASE WHEN %(status)s = 'done' THEN 'record' ELSE step END,
        finished_at = now(), updated_at = now()
 WHERE operation_id = %(operation_id)s
+RETURNING operation_id)
+INSERT INTO operation_events (operation_id, event, detail)
+SELECT operation_id, %(event)s, %(detail)s FROM synced
 """
 _EVENT = """
 INSERT INTO operation_events (operation_id, step, event, attempt, detail)
@@ -54,39 +62,28 @@ async def sync_operation(pool: AsyncConnectionPool, inp: SyncInput) -> None:
         "error_code": inp.error_code,
         "error_message": (inp.error_message or "")[:500] or None,
     }
+    params["event"] = f"workflow.{inp.status}"
+    params["detail"] = Jsonb({"run_id": inp.run_id, "error_code": inp.error_code})
     async with pool.connection() as conn:
         await conn.execute(_FINISH if inp.status in _TERMINAL else _START, params)
-        await conn.execute(
-            _EVENT,
-            {
-                "operation_id": inp.operation_id,
-                "step": None,
-                "event": f"workflow.{inp.status}",
-                "attempt": None,
-                "detail": Jsonb({"run_id": inp.run_id, "error_code": inp.error_code}),
-            },
-        )
+
+
+_STEP = """
+WITH moved AS (
+    UPDATE operations SET step = %(step)s, updated_at = now()
+    WHERE operation_id = %(operation_id)s
+    RETURNING operation_id)
+INSERT INTO operation_events (operation_id, step, event, attempt)
+SELECT operation_id, %(step)s, 'step.started', %(attempt)s FROM moved
+"""
 
 
 async def step_started(
     pool: AsyncConnectionPool, operation_id: str, step: str, attempt: int
 ) -> None:
-    """Record the step the operation is in now."""
+    """Record the step the operation is in now (one statement)."""
     async with pool.connection() as conn:
-        await conn.execute(
-            "UPDATE operations SET step = %s, updated_at = now() WHERE operation_id = %s",
-            (step, operation_id),
-        )
-        await conn.execute(
-            _EVENT,
-            {
-                "operation_id": operation_id,
-                "step": step,
-                "event": "step.started",
-                "attempt": attempt,
-                "detail": Jsonb({}),
-            },
-        )
+        await conn.execute(_STEP, {"operation_id": operation_id, "step": step, "attempt": attempt})
 
 
 async def step_finished(

@@ -1,0 +1,106 @@
+"""What every benchmark shares: a scratch schema, the simulator, the Temporal dev server, and
+the writer of bench/RESULTS.md (one section per benchmark, replaced on each run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import psycopg
+
+from dualrun.db.migrate import migrate_all
+from dualrun.db.pool import with_schema
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def server_dsn() -> str:
+    return os.environ.get("DUALRUN_BENCH_DATABASE_URL", DEFAULT_DSN)
+
+
+@contextmanager
+def scratch_schema() -> Iterator[str]:
+    """A migrated schema of its own on the benchmark server, dropped afterwards."""
+    base = server_dsn()
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    dsn = with_schema(base, schema)
+    try:
+        migrate_all(dsn)
+        yield dsn
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@asynccontextmanager
+async def dev_server(*extra: str) -> AsyncIterator[object]:
+    from temporalio.testing import WorkflowEnvironment
+
+    from temporal_flow.search_attributes import DEV_SERVER_ARGS
+
+    binary = Path(sys.executable).parent / "temporal"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(binary if binary.exists() else shutil.which("temporal")),
+        ui=False,
+        dev_server_log_level="error",
+        dev_server_extra_args=[*DEV_SERVER_ARGS, *extra],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def machine() -> str:
+    from importlib.metadata import version
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"temporalio {version('temporalio')}, psycopg {version('psycopg')}"
+    )
+
+
+def write_section(title: str, command: str, body: str) -> None:
+    """Replace (or append) the `## title` section of bench/RESULTS.md."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (
+        f"## {title}\n\n"
+        f"Measured {stamp} on {machine()}.\n\n"
+        f"Command: `{command}`\n\n{body.strip()}\n"
+    )
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else (
+            "# Benchmark results\n\nEvery figure is a ratio against a baseline measured in the "
+            "same run, or a latency next to the figure it is compared with. Regenerate a section "
+            "with its command.\n"
+        )
+    )
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = (
+        pattern.sub(section + "\n", text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + section)
+    )
+    RESULTS.write_text(text.rstrip() + "\n")
