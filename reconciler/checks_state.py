@@ -1,0 +1,171 @@
+"""Checks on the state of operations: refunds, stuck work, drift from Temporal, routing, shadow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from reconciler.checks import CheckContext, _rows, _tld
+from reconciler.evidence import shadow_diff
+from reconciler.model import Finding, Kind
+
+_REFUND_MISSING = """
+SELECT o.operation_id, o.idempotency_key, o.domain, o.engine,
+       sum(b.amount_cents) AS unrefunded
+FROM w_ops o
+JOIN billing_ledger b ON b.operation_id = o.operation_id AND b.kind = 'charge'
+WHERE o.status = 'cancelled'
+  AND NOT EXISTS (SELECT 1 FROM billing_ledger r
+                  WHERE r.kind = 'refund' AND r.charge_key = b.charge_key)
+GROUP BY o.operation_id, o.idempotency_key, o.domain, o.engine
+"""
+
+
+async def refunds_missing(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
+    return [
+        Finding(
+            Kind.REFUND_MISSING,
+            f"refund_missing:{r['operation_id']}",
+            f"{r['domain']}: cancelled with {r['unrefunded']} cents charged and not refunded",
+            tld=_tld(r["domain"]),
+            engine=r["engine"],
+            idempotency_key=r["idempotency_key"],
+            domain=r["domain"],
+            operation_ids=(r["operation_id"],),
+            evidence={"unrefunded_cents": r["unrefunded"]},
+        )
+        for r in await _rows(conn, _REFUND_MISSING, ctx)
+    ]
+
+
+_STUCK = """
+SELECT operation_id, idempotency_key, domain, engine, status, step, attempts, created_at,
+       updated_at
+FROM w_ops
+WHERE status NOT IN ('done', 'failed', 'cancelled') AND created_at < %(stuck_before)s
+"""
+
+
+async def stuck_operations(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
+    return [
+        Finding(
+            Kind.STUCK_OPERATION,
+            f"stuck_operation:{r['operation_id']}",
+            f"{r['domain']}: still {r['status']} (step {r['step']})"
+            f" since {r['created_at']:%Y-%m-%d %H:%M}",
+            tld=_tld(r["domain"]),
+            engine=r["engine"],
+            idempotency_key=r["idempotency_key"],
+            domain=r["domain"],
+            operation_ids=(r["operation_id"],),
+            evidence={
+                "status": r["status"],
+                "step": r["step"],
+                "attempts": r["attempts"],
+                "last_update": r["updated_at"].isoformat(),
+            },
+        )
+        for r in await _rows(conn, _STUCK, ctx)
+    ]
+
+
+_ROUTING = """
+SELECT d.idempotency_key, d.domain, d.engine AS routed, d.mode,
+       array_agg(o.operation_id ORDER BY o.operation_id) AS ops,
+       array_agg(DISTINCT o.engine) AS engines
+FROM routing_decisions d
+JOIN operations o ON o.idempotency_key = d.idempotency_key
+WHERE d.idempotency_key IN (SELECT idempotency_key FROM w_ops)
+GROUP BY d.idempotency_key, d.domain, d.engine, d.mode
+HAVING bool_or(o.engine <> d.engine)
+"""
+
+
+async def routing_violations(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
+    return [
+        Finding(
+            Kind.ROUTING_VIOLATION,
+            f"routing_violation:{r['idempotency_key']}",
+            f"{r['domain']}: routed to {r['routed']}, run by {' and '.join(sorted(r['engines']))}",
+            tld=_tld(r["domain"]),
+            engine=",".join(sorted(r["engines"])),
+            idempotency_key=r["idempotency_key"],
+            domain=r["domain"],
+            operation_ids=tuple(r["ops"]),
+            evidence={"routed": r["routed"], "mode": r["mode"], "engines": sorted(r["engines"])},
+        )
+        for r in await _rows(conn, _ROUTING, ctx)
+    ]
+
+
+# Which Temporal states agree with which database statuses.
+_DRIFT = """
+SELECT o.operation_id, o.idempotency_key, o.domain, o.status AS db_status,
+       coalesce(s.status, 'MISSING') AS wf_status, s.run_id
+FROM w_ops o
+LEFT JOIN wf_states s ON s.workflow_id = o.workflow_id
+WHERE o.engine = 'temporal'
+  AND NOT (
+      (s.status IS NULL AND o.status = 'todo')
+   OR (s.status = 'RUNNING' AND o.status IN ('todo', 'doing'))
+   OR (s.status = 'COMPLETED' AND o.status IN ('done', 'cancelled'))
+   OR (s.status IN ('FAILED', 'TIMED_OUT', 'TERMINATED') AND o.status = 'failed')
+   OR (s.status = 'CANCELED' AND o.status = 'cancelled'))
+"""
+
+
+async def status_drift(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
+    if not ctx.temporal_listed:
+        return []
+    return [
+        Finding(
+            Kind.STATUS_DRIFT,
+            f"status_drift:{r['operation_id']}",
+            f"{r['domain']}: database says {r['db_status']}, Temporal says {r['wf_status']}",
+            tld=_tld(r["domain"]),
+            engine="temporal",
+            idempotency_key=r["idempotency_key"],
+            domain=r["domain"],
+            operation_ids=(r["operation_id"],),
+            evidence={
+                "database": r["db_status"],
+                "temporal": r["wf_status"],
+                "run_id": r["run_id"],
+            },
+        )
+        for r in await _rows(conn, _DRIFT, ctx)
+    ]
+
+
+_SHADOW = """
+SELECT p.idempotency_key, p.domain, o.operation_id, o.status,
+       p.verdict, p.refusal, p.years AS plan_years, p.expected_new_expiry,
+       p.would_charge_cents, p.currency AS plan_currency,
+       o.years, o.new_expiry, o.charged_cents, o.currency, o.error_code
+FROM shadow_plans p
+JOIN w_ops o ON o.idempotency_key = p.idempotency_key AND o.engine = 'legacy'
+WHERE o.status IN ('done', 'failed')
+  AND (CASE WHEN p.verdict = 'would_renew'
+            THEN o.status <> 'done'
+              OR (p.expected_new_expiry, p.would_charge_cents, p.years)
+                 IS DISTINCT FROM (o.new_expiry, o.charged_cents, o.years)
+            ELSE o.status = 'done' END)
+"""
+
+
+async def shadow_mismatches(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
+    return [
+        Finding(
+            Kind.SHADOW_MISMATCH,
+            f"shadow_mismatch:{r['idempotency_key']}",
+            f"{r['domain']}: Temporal plan ({r['verdict']}) differs from legacy ({r['status']})",
+            tld=_tld(r["domain"]),
+            engine="legacy",
+            idempotency_key=r["idempotency_key"],
+            domain=r["domain"],
+            operation_ids=(r["operation_id"],),
+            evidence={"diff": shadow_diff(r)},
+        )
+        for r in await _rows(conn, _SHADOW, ctx)
+    ]

@@ -1,0 +1,123 @@
+"""One reconciliation run over a window: collect, check, record, alert."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+
+from reconciler import checks, checks_state, store
+from reconciler.alerts import Webhook, announce
+from reconciler.checks import WINDOW_OPS, CheckContext
+from reconciler.model import Finding, RunSummary, Window
+from reconciler.sources import CREATE_TEMP_TABLES, RegistryLedgerSource, load_workflow_states
+
+log = structlog.get_logger(__name__)
+
+Check = Callable[[AsyncConnection[Any], CheckContext], Awaitable[list[Finding]]]
+
+CHECKS: tuple[Check, ...] = (
+    checks.duplicate_operations,
+    checks.renewal_pairs,
+    checks.double_charges,
+    checks_state.refunds_missing,
+    checks_state.stuck_operations,
+    checks_state.routing_violations,
+    checks_state.status_drift,
+    checks_state.shadow_mismatches,
+)
+# The sweep: only what a month-start duplicate needs, cheap enough to run every few minutes.
+SWEEP_CHECKS: tuple[Check, ...] = (checks.duplicate_operations, checks.double_charges)
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    pool: AsyncConnectionPool
+    ledger: RegistryLedgerSource
+    webhook: Webhook
+    temporal: Client | None = None
+    task_queue: str = "renewals"
+    stuck_after: dt.timedelta = dt.timedelta(minutes=30)
+
+    async def _collect(
+        self, window: Window, selected: tuple[Check, ...]
+    ) -> tuple[int, list[Finding]]:
+        ctx = CheckContext(window.since, window.until, self.stuck_after, self.temporal is not None)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(CREATE_TEMP_TABLES)
+            for statement in WINDOW_OPS:
+                await conn.execute(statement, ctx.params() if "%(" in statement else None)
+            cur = await conn.execute("SELECT count(*) FROM w_ops")
+            row = await cur.fetchone()
+            operations = int(row[0]) if row else 0
+            renewals = 0
+            if checks.renewal_pairs in selected:
+                renewals = await self.ledger.load(conn, window.since)
+            if self.temporal is not None and checks_state.status_drift in selected:
+                await load_workflow_states(conn, self.temporal, self.task_queue, window.since)
+            found: list[Finding] = []
+            for check in selected:
+                found.extend(await check(conn, ctx))
+        log.info("reconcile.collected", operations=operations, registry_renewals=renewals)
+        return operations, found
+
+    async def run(
+        self,
+        window: Window,
+        kind: str = "manual",
+        *,
+        wait: bool = False,
+        selected: tuple[Check, ...] = CHECKS,
+    ) -> RunSummary:
+        """Reconcile the window; one run at a time across processes (advisory lock)."""
+        started = time.perf_counter()
+        async with store.exclusive(self.pool, wait):
+            run_id = await store.start_run(self.pool, kind, window)
+            try:
+                operations, found = await self._collect(window, selected)
+                new_keys = await store.record_findings(self.pool, run_id, found)
+            except Exception as exc:
+                await store.finish_run(
+                    self.pool,
+                    run_id,
+                    operations=0,
+                    counts={},
+                    new_findings=0,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                )
+                raise
+            counts = dict(sorted(Counter(f.kind.value for f in found).items()))
+            await store.finish_run(
+                self.pool, run_id, operations=operations, counts=counts, new_findings=len(new_keys)
+            )
+        announce(found, new_keys)
+        delivered = await self.webhook.deliver(await store.pending_alerts(self.pool))
+        await store.mark_alerted(self.pool, delivered)
+        summary = RunSummary(
+            run_id=run_id,
+            kind=kind,
+            window=window,
+            operations=operations,
+            findings=counts,
+            new_findings=len(new_keys),
+            duration_s=time.perf_counter() - started,
+            details=tuple(found),
+        )
+        log.info(
+            "reconcile.finished",
+            run_id=run_id,
+            kind=kind,
+            operations=operations,
+            findings=counts,
+            new_findings=len(new_keys),
+            duration_s=round(summary.duration_s, 3),
+        )
+        return summary

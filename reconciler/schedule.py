@@ -1,0 +1,128 @@
+"""The schedule: the nightly reconciliation of the previous day and a frequent duplicate sweep.
+
+Windows are deterministic (a calendar day; a sweep tick aligned on the interval), and a
+scheduled run's window is unique in `reconciliation_runs`, so with several scheduler replicas
+each job runs once: the others find the run recorded and skip it. Missed nightly runs (the
+scheduler was down) are caught up on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from reconciler.model import RunSummary, Window
+from reconciler.run import SWEEP_CHECKS, Reconciler
+from reconciler.store import RunAlreadyDone
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    nightly_hour: int = 2
+    nightly_minute: int = 0
+    timezone: str = "UTC"
+    sweep_every_s: float = 300.0
+    catch_up_days: int = 7
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def day_window(day: dt.date, tz: ZoneInfo) -> Window:
+    start = dt.datetime.combine(day, dt.time(0), tz)
+    return Window(start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz))
+
+
+def sweep_window(now: dt.datetime, every_s: float) -> Window:
+    """The last complete tick before `now`: [end - every, end), end aligned on the interval."""
+    epoch = now.timestamp()
+    end = epoch - (epoch % every_s)
+    return Window(
+        dt.datetime.fromtimestamp(end - every_s, dt.UTC), dt.datetime.fromtimestamp(end, dt.UTC)
+    )
+
+
+async def run_once(
+    rec: Reconciler, window: Window, kind: str, *, sweep: bool = False
+) -> RunSummary | None:
+    """Run a scheduled window unless another replica already did (then None)."""
+    try:
+        if sweep:
+            return await rec.run(window, kind, wait=True, selected=SWEEP_CHECKS)
+        return await rec.run(window, kind, wait=True)
+    except RunAlreadyDone:
+        log.info("schedule.skipped", kind=kind, window=window.as_dict(), reason="already run")
+        return None
+
+
+async def nightly(rec: Reconciler, config: ScheduleConfig) -> RunSummary | None:
+    yesterday = dt.datetime.now(config.tz).date() - dt.timedelta(days=1)
+    return await run_once(rec, day_window(yesterday, config.tz), "nightly")
+
+
+async def sweep(rec: Reconciler, config: ScheduleConfig) -> RunSummary | None:
+    window = sweep_window(dt.datetime.now(dt.UTC), config.sweep_every_s)
+    return await run_once(rec, window, "sweep", sweep=True)
+
+
+async def catch_up(rec: Reconciler, config: ScheduleConfig) -> list[dt.date]:
+    """Run the nightly reconciliation of every recent day that has none."""
+    today = dt.datetime.now(config.tz).date()
+    days = [today - dt.timedelta(days=n) for n in range(config.catch_up_days, 0, -1)]
+    async with rec.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT window_start FROM reconciliation_runs WHERE kind = 'nightly' AND status = 'ok'"
+        )
+        done = {row[0].astimezone(config.tz).date() for row in await cur.fetchall()}
+    ran = []
+    for day in days:
+        if day not in done and await run_once(rec, day_window(day, config.tz), "nightly"):
+            ran.append(day)
+    if ran:
+        log.info("schedule.caught_up", days=[d.isoformat() for d in ran])
+    return ran
+
+
+async def serve(rec: Reconciler, config: ScheduleConfig, stop: asyncio.Event) -> None:
+    """Catch up, then run the schedule until `stop` is set."""
+    await catch_up(rec, config)
+    scheduler = AsyncIOScheduler(timezone=config.tz)
+    scheduler.add_job(
+        nightly,
+        CronTrigger(hour=config.nightly_hour, minute=config.nightly_minute, timezone=config.tz),
+        args=[rec, config],
+        id="nightly",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+    scheduler.add_job(
+        sweep,
+        IntervalTrigger(seconds=config.sweep_every_s, timezone=config.tz),
+        args=[rec, config],
+        id="sweep",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=dt.datetime.now(config.tz),
+    )
+    scheduler.start()
+    log.info(
+        "schedule.started",
+        nightly=f"{config.nightly_hour:02d}:{config.nightly_minute:02d} {config.timezone}",
+        sweep_every_s=config.sweep_every_s,
+    )
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        log.info("schedule.stopped")
