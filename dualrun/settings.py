@@ -65,6 +65,10 @@ class Settings:
     unleash_client_token: Secret | None = None
     unleash_admin_token: Secret | None = None
     unleash_app_name: str = "dualrun"
+    unleash_flag: str = "dualrun.renewals"
+    unleash_environment: str = "development"
+    unleash_refresh_s: int = 1
+    flags_bootstrap: Path | None = None  # None: state_dir/flags/bootstrap.json, seeded from ops/
     registry_url: str | None = None
     registry_urls: Mapping[str, str] = field(default_factory=dict)
     registry_sim_port: int = 8710
@@ -237,6 +241,7 @@ class _Reader:
             )
         cert = self.get("TEMPORAL_TLS_CLIENT_CERT_PATH")
         key = self.get("TEMPORAL_TLS_CLIENT_KEY_PATH")
+        bootstrap = self.get("DUALRUN_FLAGS_BOOTSTRAP")
         return Settings(
             state_dir=state_dir,
             database_url=self.secret("DUALRUN_DATABASE_URL"),
@@ -255,6 +260,10 @@ class _Reader:
             unleash_client_token=self.secret("DUALRUN_UNLEASH_CLIENT_TOKEN"),
             unleash_admin_token=self.secret("DUALRUN_UNLEASH_ADMIN_TOKEN"),
             unleash_app_name=self.get("DUALRUN_UNLEASH_APP_NAME") or "dualrun",
+            unleash_flag=self.get("DUALRUN_UNLEASH_FLAG") or "dualrun.renewals",
+            unleash_environment=self.get("DUALRUN_UNLEASH_ENVIRONMENT") or "development",
+            unleash_refresh_s=self.integer("DUALRUN_UNLEASH_REFRESH", 1, 1, 3600),
+            flags_bootstrap=Path(bootstrap).expanduser().resolve() if bootstrap else None,
             registry_url=self.get("DUALRUN_REGISTRY_URL"),
             registry_urls=self.mapping("DUALRUN_REGISTRY_URLS"),
             registry_sim_port=self.integer("DUALRUN_REGISTRY_SIM_PORT", 8710),

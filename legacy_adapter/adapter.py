@@ -18,6 +18,7 @@ log = structlog.get_logger(__name__)
 
 # Steps after which the registry may have renewed: too late to cancel.
 _PAST_RENEW = ("renew", "record")
+_WAITING = (OperationStatus.TODO, OperationStatus.ERROR)
 
 
 class LegacyAdapter:
@@ -54,9 +55,11 @@ class LegacyAdapter:
         return await self.store.outcomes(since, until, Engine.LEGACY)
 
     async def cancel(self, operation_id: str) -> Outcome:
-        """Cancel: at once when no robot started it, else flagged for the robot to honour.
+        """Cancel: at once when no robot holds it and nothing was charged, else flagged for the
+        robot to honour (it refunds between steps).
 
-        Refused once the renewal reached the registry step or finished.
+        Refused once the renewal reached the registry step or finished. The row lock makes this
+        atomic with a robot's move to the registry step.
         """
         async with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
@@ -66,7 +69,9 @@ class LegacyAdapter:
                 return outcome_from_row(row)
             if status.terminal or row["step"] in _PAST_RENEW:
                 raise CancelRefused(operation_id, status.value, row["step"])
-            untouched = status == OperationStatus.TODO and row["charged_cents"] is None
+            # Waiting (todo, or error until its next attempt) is held by no robot; a charge may
+            # exist without charged_cents (a robot that died or failed right after charging).
+            untouched = status in _WAITING and not await _charged(cur, operation_id)
             await cur.execute(
                 "UPDATE operations SET cancel_requested_at = coalesce(cancel_requested_at, now()),"
                 " status = CASE WHEN %s THEN 'cancelled' ELSE status END,"
@@ -90,6 +95,8 @@ class LegacyAdapter:
             row = await _lock_legacy_row(cur, operation_id)
             if row["status"] in ("done", "cancelled", "todo"):
                 raise RequeueRefused(operation_id, row["status"])
+            if row["status"] == "doing" and not await _lease_expired(cur, row):
+                raise RequeueRefused(operation_id, "doing (a robot holds it)")
             await cur.execute(
                 "UPDATE operations SET status = 'todo', attempts = 0, next_attempt_at = now(),"
                 " lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,"
@@ -116,3 +123,22 @@ async def _lock_legacy_row(cur: AsyncCursor[dict[str, Any]], operation_id: str) 
     if row is None:
         raise OperationNotFound(operation_id)
     return row
+
+
+async def _charged(cur: AsyncCursor[dict[str, Any]], operation_id: str) -> bool:
+    await cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM billing_ledger WHERE operation_id = %s AND kind = 'charge')"
+        " AS charged",
+        (operation_id,),
+    )
+    found = await cur.fetchone()
+    return bool(found and found["charged"])
+
+
+async def _lease_expired(cur: AsyncCursor[dict[str, Any]], row: dict[str, Any]) -> bool:
+    await cur.execute(
+        "SELECT %s::timestamptz IS NULL OR %s::timestamptz < now() AS expired",
+        (row["lease_expires_at"], row["lease_expires_at"]),
+    )
+    found = await cur.fetchone()
+    return bool(found and found["expired"])

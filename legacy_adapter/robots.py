@@ -4,23 +4,31 @@ Faithful to the registrar's legacy engine on purpose, because the reconciler mus
 failures: it has no idempotency key of its own (every charge and registry call is a fresh
 request), it polls every few seconds, it retries any transient failure after a delay and gives
 up after N attempts, and a robot that dies mid-step leaves the operation to another robot once
-its lease runs out, which repeats that step.
+its lease runs out, which repeats that step (a charge made just before the crash is made again).
+
+Its one recovery: a robot taking over an operation whose previous robot died at the registry
+step reads the registry first. A renew that timed out is, like any transient failure, simply
+retried later: against a strict registry the replay is refused (the operation fails although
+the registry renewed it: an unrecorded renewal), against a lenient one it renews twice.
+What it does get right: a cancel is accepted or refused atomically with the move to the
+registry step, and a robot holds its lease only as long as it keeps making progress.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from dualrun.billing import BillingLedger, charges_of_operation
@@ -44,6 +52,7 @@ WITH next AS (
 UPDATE operations o SET
     status = 'doing',
     attempts = o.attempts + CASE WHEN o.status = 'doing' THEN 0 ELSE 1 END,
+    max_attempts = %(max_attempts)s,
     lease_owner = %(owner)s,
     lease_expires_at = now() + make_interval(secs => %(lease)s),
     started_at = coalesce(o.started_at, now()),
@@ -52,10 +61,16 @@ FROM next
 WHERE o.operation_id = next.operation_id
 RETURNING o.*, next.previous_status
 """
+_EVENT = (
+    "INSERT INTO operation_events (operation_id, step, event, attempt, detail)"
+    " VALUES (%s, %s, %s, %s, %s)"
+)
 _OPEN = (
     "SELECT count(*) AS n FROM operations"
     " WHERE engine = 'legacy' AND status IN ('todo', 'doing', 'error')"
 )
+# Steps after which the registry may have renewed: a takeover reads the registry first.
+_PAST_RENEW = ("renew", "record")
 
 
 @dataclass(frozen=True)
@@ -111,34 +126,95 @@ class LegacyEngine:
     async def _robot(self, n: int, stop: asyncio.Event) -> None:
         owner = f"{self.config.owner}/robot-{n}"
         while not stop.is_set():
-            row = await self.claim(owner)
-            if row is not None:
-                await self.process(row, owner)
-                continue
-            if self.config.drain and await self._open_work() == 0:
-                return
+            try:
+                row = await self.claim(owner)
+                if row is not None:
+                    await self.process(row, owner)
+                    continue
+                if self.config.drain and await self._open_work() == 0:
+                    return
+            except Exception as exc:
+                # A database blip must not end the robot: what it held goes back to the pool
+                # when its lease runs out.
+                log.error("legacy.robot.error", robot=owner, error=repr(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval_s)
 
     async def claim(self, owner: str) -> dict[str, Any] | None:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_CLAIM, {"owner": owner, "lease": self.config.lease_s})
+            await cur.execute(
+                _CLAIM,
+                {
+                    "owner": owner,
+                    "lease": self.config.lease_s,
+                    "max_attempts": self.config.max_attempts,
+                },
+            )
             return await cur.fetchone()
+
+    async def _write(
+        self,
+        row: Mapping[str, Any],
+        owner: str,
+        event: str,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        release: bool = False,
+        finish: bool = False,
+        retry_in_s: float | None = None,
+        unless_cancelled: bool = False,
+        **fields: Any,
+    ) -> bool:
+        """Update our operation while we hold it (extending the lease, or releasing it) and log
+        the event; False when another robot holds it now (or, with `unless_cancelled`, when a
+        cancel was requested)."""
+        sets = [f"{name} = %({name})s" for name in fields]
+        if release:
+            sets.append("lease_owner = NULL, lease_expires_at = NULL")
+        else:
+            sets.append("lease_expires_at = now() + make_interval(secs => %(lease_s)s)")
+        if finish:
+            sets.append("finished_at = now()")
+        if retry_in_s is not None:
+            sets.append("next_attempt_at = now() + make_interval(secs => %(retry_in_s)s)")
+        sets.append("updated_at = now()")
+        guard = "AND lease_owner = %(owner)s AND status = 'doing'"
+        if unless_cancelled:
+            guard += " AND cancel_requested_at IS NULL"
+        params: dict[str, Any] = {
+            **fields,
+            "operation_id": row["operation_id"],
+            "owner": owner,
+            "lease_s": self.config.lease_s,
+            "retry_in_s": retry_in_s,
+        }
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"UPDATE operations SET {', '.join(sets)}"
+                f" WHERE operation_id = %(operation_id)s {guard}",
+                params,
+            )
+            if cur.rowcount == 0:
+                return False
+            await conn.execute(
+                _EVENT,
+                (
+                    row["operation_id"],
+                    fields.get("step", row["step"]),
+                    event,
+                    row["attempts"],
+                    Jsonb({"robot": owner, **{k: str(v) for k, v in (detail or {}).items()}}),
+                ),
+            )
+        return True
 
     async def _step(self, row: dict[str, Any], owner: str, step: str, **fields: Any) -> None:
         """Record progress under our lease (extending it); LeaseLost when another robot has it."""
-        ok = await self.store.update(
-            row["operation_id"],
-            event=f"{step}.done" if fields else f"{step}.started",
-            detail={k: str(v) for k, v in fields.items()},
-            where="AND lease_owner = %(owner)s",
-            step=step,
-            where_params={"owner": owner},
-            **fields,
-        )
-        if not ok:
+        event = f"{step}.done" if fields else f"{step}.started"
+        if not await self._write(row, owner, event, detail=fields, step=step, **fields):
             raise LeaseLost(row["operation_id"], owner)
+        row["step"] = step
 
     async def _cancel_requested(self, operation_id: str) -> bool:
         row = await self.store.get(operation_id)
@@ -147,11 +223,10 @@ class LegacyEngine:
     async def process(self, row: dict[str, Any], owner: str) -> None:
         op = row["operation_id"]
         started = time.monotonic()
-        takeover = row["previous_status"] == "doing"
-        if takeover:
+        if row["previous_status"] == "doing":
             log.warning("legacy.lease.taken_over", operation_id=op, step=row["step"], owner=owner)
         try:
-            status = await self._run_steps(row, owner, takeover)
+            status = await self._run_steps(row, owner)
         except LeaseLost:
             log.warning("legacy.lease.lost", operation_id=op, owner=owner)
             return
@@ -168,9 +243,12 @@ class LegacyEngine:
                 duration_s=round(time.monotonic() - started, 3),
             )
 
-    async def _run_steps(self, row: dict[str, Any], owner: str, takeover: bool) -> OperationStatus:
+    async def _run_steps(self, row: dict[str, Any], owner: str) -> OperationStatus:
         op, domain, years = row["operation_id"], row["domain"], row["years"]
+        taken_over_past_renew = row["previous_status"] == "doing" and row["step"] in _PAST_RENEW
         try:
+            if await self._cancel_requested(op):
+                return await self._cancelled(row, owner)
             if row["price_cents"] is None:
                 await self._step(row, owner, "status")
                 info = await self.registry.status(domain)
@@ -183,7 +261,7 @@ class LegacyEngine:
                 await self._step(
                     row, owner, "price", price_cents=price.price_cents, currency=price.currency
                 )
-                row = {**row, "price_cents": price.price_cents, "currency": price.currency}
+                row.update(price_cents=price.price_cents, currency=price.currency)
             if await self._cancel_requested(op):
                 return await self._cancelled(row, owner)
             if row["charged_cents"] is None:
@@ -197,34 +275,45 @@ class LegacyEngine:
                     currency=row["currency"],
                 )
                 await self._step(row, owner, "charge", charged_cents=row["price_cents"])
-            if await self._cancel_requested(op):
-                return await self._cancelled(row, owner)
+            # The point of no return: moving to the registry step and seeing no cancel request
+            # are one statement, serialised with LegacyAdapter.cancel by the row lock.
+            if not await self._write(
+                row, owner, "renew.started", step="renew", unless_cancelled=True
+            ):
+                if await self._cancel_requested(op):
+                    return await self._cancelled(row, owner)
+                raise LeaseLost(op, owner)
+            row["step"] = "renew"
             expected = add_years(row["current_expiry"], years)
-            tx_id: str | None = None
-            if takeover and row["step"] in ("renew", "record"):
-                # the robot before us may have renewed: the legacy recovery reads the registry
+            renewed = False
+            if taken_over_past_renew:
+                # The robot before us died at the registry step, maybe after it renewed: the
+                # legacy recovery reads the registry. (A retry after an error does not.)
                 current = await self.registry.status(domain)
                 renewed = current.expiry == expected
-            else:
-                renewed = False
+                if renewed:
+                    log.info("legacy.renewal.resolved_by_status", operation_id=op, domain=domain)
+            tx_id: str | None = None
             if not renewed:
-                await self._step(row, owner, "renew")
                 result = await self.registry.renew(
                     domain, row["current_expiry"], years, client_tx_id=f"legacy-{uuid.uuid4().hex}"
                 )
                 expected, tx_id = result.new_expiry, result.server_tx_id
-            await self._step(
+            if not await self._write(
                 row,
                 owner,
-                "record",
+                "record.done",
+                detail={"new_expiry": expected, "registry_transaction_id": tx_id},
+                release=True,
+                finish=True,
+                step="record",
                 new_expiry=expected,
                 registry_transaction_id=tx_id,
                 status=OperationStatus.DONE.value,
-                finished_at=_now(),
-                lease_owner=None,
                 error_code=None,
                 error_message=None,
-            )
+            ):
+                raise LeaseLost(op, owner)
         except (LeaseLost, StepFailed):
             raise
         except Exception as exc:
@@ -233,46 +322,46 @@ class LegacyEngine:
         return OperationStatus.DONE
 
     async def _cancelled(self, row: dict[str, Any], owner: str) -> OperationStatus:
+        """Refund every charge of the operation (refunds are keyed: a replay is harmless)."""
         refunded = 0
         for charge in await charges_of_operation(self.pool, row["operation_id"]):
             refund = await self.billing.refund(charge_key=charge.charge_key)
             refunded += refund.amount_cents
-        ok = await self.store.update(
-            row["operation_id"],
-            event="cancelled",
+        if not await self._write(
+            row,
+            owner,
+            "cancelled",
             detail={"refunded_cents": refunded},
-            where="AND lease_owner = %(owner)s",
-            where_params={"owner": owner},
+            release=True,
+            finish=True,
             status=OperationStatus.CANCELLED.value,
             refunded_cents=refunded or None,
-            finished_at=_now(),
-            lease_owner=None,
-        )
-        if not ok:
+        ):
             raise LeaseLost(row["operation_id"], owner)
         self.stats.cancelled += 1
         return OperationStatus.CANCELLED
 
     async def _fail(self, row: dict[str, Any], owner: str, failure: StepFailed) -> OperationStatus:
-        final = failure.permanent or row["attempts"] >= row["max_attempts"]
+        final = failure.permanent or row["attempts"] >= self.config.max_attempts
         status = OperationStatus.FAILED if final else OperationStatus.ERROR
         delay = (
             failure.retry_after if failure.retry_after is not None else self.config.retry_delay_s
         )
-        await self.store.update(
-            row["operation_id"],
-            event="failed" if final else "error",
+        held = await self._write(
+            row,
+            owner,
+            "failed" if final else "error",
             detail={"code": failure.code, "message": failure.message},
-            where="AND lease_owner = %(owner)s",
-            where_params={"owner": owner},
+            release=True,
+            finish=final,
+            retry_in_s=None if final else delay,
             status=status.value,
             error_code=failure.code,
             error_message=failure.message[:500],
-            next_attempt_at=_now(delay),
-            finished_at=_now() if final else None,
-            lease_owner=None,
-            lease_expires_at=None,
         )
+        if not held:
+            log.warning("legacy.lease.lost", operation_id=row["operation_id"], owner=owner)
+            return OperationStatus.DOING
         if final:
             self.stats.failed += 1
         else:
@@ -285,7 +374,3 @@ class LegacyEngine:
                 delay_s=delay,
             )
         return status
-
-
-def _now(plus_s: float = 0.0) -> dt.datetime:
-    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=plus_s)

@@ -24,6 +24,7 @@ import psycopg
 import structlog
 
 from dualrun.db.migrate import migrate_all
+from dualrun.files import file_lock
 from dualrun.settings import Settings
 from ops import processes, temporal
 from ops.postgres import EmbeddedPostgres, _run_as
@@ -224,7 +225,7 @@ def _lock(settings: Settings) -> Path:
 
 def up(settings: Settings, report: Report | None = None) -> list[ServiceStatus]:
     """Start every embedded part not already healthy, in order; returns the final statuses."""
-    with processes.file_lock(_lock(settings)):
+    with file_lock(_lock(settings)):
         if settings.embedded_database:
             pg = PostgresService(settings)
             _report(report, pg.start(), pg.status())
@@ -243,7 +244,7 @@ def up(settings: Settings, report: Report | None = None) -> list[ServiceStatus]:
 def down(settings: Settings, report: Report | None = None) -> list[str]:
     """Stop what this stack started, in reverse order (never an external part)."""
     stopped: list[str] = []
-    with processes.file_lock(_lock(settings)):
+    with file_lock(_lock(settings)):
         services: list[DetachedService | PostgresService] = [
             service for embedded, service in reversed(_detached(settings)) if embedded
         ]

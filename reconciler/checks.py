@@ -1,9 +1,10 @@
 """The checks: one set-based SQL statement per finding kind over the run's window.
 
-Each statement reads the window's operations (`w_ops`, a temp table made once per run), the
-registry renewals (`reg_renewals`), Temporal's states (`wf_states`) and the database tables,
-and returns only the rows that are findings. Field-level detail (deepdiff) is computed only
-for the pairs that differ.
+Each reads the window's operations straight from the operations table (by `created_at`), the
+registry renewals (the ledger source's relation), Temporal's states (`recon_wf_states`) and
+the database's own tables, finds the keys that are wrong with grouping and joins only, and
+fetches detail for those few keys alone. Field-level detail (deepdiff) is computed only for
+pairs that differ. Checks are independent: the run executes them in parallel.
 """
 
 from __future__ import annotations
@@ -17,12 +18,8 @@ from psycopg.rows import dict_row
 
 from reconciler.model import Finding, Kind
 
-WINDOW_OPS = (
-    "CREATE TEMP TABLE w_ops ON COMMIT DROP AS SELECT * FROM operations"
-    " WHERE created_at >= %(since)s AND created_at < %(until)s",
-    "CREATE INDEX ON w_ops (idempotency_key)",
-    "ANALYZE w_ops",
-)
+# The window's operations; `lookback` widens it for keys whose twin was created earlier.
+WINDOW = "created_at >= %(since)s AND created_at < %(until)s"
 
 
 @dataclass(frozen=True)
@@ -30,19 +27,26 @@ class CheckContext:
     since: dt.datetime
     until: dt.datetime
     stuck_after: dt.timedelta
-    temporal_listed: bool  # wf_states holds Temporal's view (else no status_drift check)
+    temporal_listed: bool  # recon_wf_states holds Temporal's view (else no status_drift)
+    run_id: int = 0
+    ledger: str = "(SELECT * FROM sim_renewals WHERE created_at >= %(since)s)"
+    lookback: dt.timedelta = dt.timedelta(days=31)
 
     def params(self) -> dict[str, Any]:
         return {
             "since": self.since,
             "until": self.until,
+            "lookback": self.since - self.lookback,
+            "run_id": self.run_id,
             "stuck_before": dt.datetime.now(dt.UTC) - self.stuck_after,
         }
 
 
-async def _rows(conn: AsyncConnection[Any], sql: str, ctx: CheckContext) -> list[dict[str, Any]]:
+async def _rows(
+    conn: AsyncConnection[Any], sql: str, ctx: CheckContext, **extra: Any
+) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(sql, ctx.params())
+    await cur.execute(sql.replace("{ledger}", ctx.ledger), {**ctx.params(), **extra})
     return await cur.fetchall()
 
 
@@ -51,14 +55,17 @@ def _tld(domain: str | None) -> str | None:
 
 
 _DUPLICATES = """
+WITH dup AS MATERIALIZED (  -- computed once, then joined back on the key index
+    SELECT idempotency_key FROM operations
+    WHERE created_at >= %(lookback)s AND created_at < %(until)s
+    GROUP BY idempotency_key
+    HAVING count(*) > 1 AND max(created_at) >= %(since)s)
 SELECT o.idempotency_key, min(o.domain) AS domain,
        array_agg(o.operation_id ORDER BY o.created_at, o.operation_id) AS ops,
        array_agg(o.engine || '/' || o.origin || '/' || o.status
                  ORDER BY o.created_at, o.operation_id) AS states
-FROM operations o
-WHERE o.idempotency_key IN (SELECT idempotency_key FROM w_ops)
+FROM operations o JOIN dup USING (idempotency_key)
 GROUP BY o.idempotency_key
-HAVING min(o.operation_id) <> max(o.operation_id)
 """
 
 
@@ -80,93 +87,107 @@ async def duplicate_operations(conn: AsyncConnection[Any], ctx: CheckContext) ->
 
 
 _RENEWALS = """
-WITH done AS (
-    SELECT domain, current_expiry, array_agg(operation_id ORDER BY operation_id) AS ops,
-           min(engine) AS engine
-    FROM w_ops WHERE status = 'done' GROUP BY domain, current_expiry),
-reg AS (
-    SELECT domain, cur_exp_date, count(*) AS n, min(created_at) AS first_at,
-           array_agg(server_tx_id ORDER BY created_at) AS txs,
-           array_agg(new_expiry ORDER BY created_at) AS expiries
-    FROM reg_renewals GROUP BY domain, cur_exp_date)
-SELECT coalesce(done.domain, reg.domain) AS domain,
-       coalesce(done.current_expiry, reg.cur_exp_date) AS period,
-       done.ops, done.engine, reg.n, reg.txs, reg.expiries, reg.first_at
-FROM done FULL OUTER JOIN reg
-  ON reg.domain = done.domain AND reg.cur_exp_date = done.current_expiry
-WHERE reg.n IS NULL OR reg.n > 1 OR done.domain IS NULL
+SELECT coalesce(o.domain, r.domain) AS domain,
+       coalesce(o.current_expiry, r.cur_exp_date) AS period,
+       o.engine, r.created_at AS renewed_at
+FROM (SELECT domain, current_expiry, engine FROM operations
+      WHERE status = 'done' AND created_at >= %(since)s AND created_at < %(until)s) o
+FULL OUTER JOIN {ledger} r ON r.domain = o.domain AND r.cur_exp_date = o.current_expiry
+WHERE o.domain IS NULL OR r.domain IS NULL
+"""
+_DOUBLE_RENEWALS = """
+SELECT domain, cur_exp_date AS period, count(*) AS n
+FROM {ledger} r GROUP BY domain, cur_exp_date HAVING count(*) > 1
+"""
+_RENEWAL_DETAIL = """
+SELECT domain, cur_exp_date, array_agg(server_tx_id ORDER BY created_at) AS txs,
+       array_agg(new_expiry ORDER BY created_at) AS expiries
+FROM {ledger} r WHERE domain = ANY(%(domains)s)
+GROUP BY domain, cur_exp_date
+"""
+_OPS_OF_KEYS = """
+SELECT idempotency_key, array_agg(operation_id ORDER BY operation_id) AS ops,
+       bool_or(status = 'done') AS any_done,
+       string_agg(DISTINCT engine, ',') AS engines
+FROM operations WHERE idempotency_key = ANY(%(keys)s) GROUP BY idempotency_key
 """
 
 
 async def renewal_pairs(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
-    """double_renewal, lost_renewal and unrecorded_renewal from one full outer join."""
-    found = []
-    for r in await _rows(conn, _RENEWALS, ctx):
-        key = f"renew:{r['domain']}:{r['period'].isoformat()}"
-        common = {"tld": _tld(r["domain"]), "idempotency_key": key, "domain": r["domain"]}
-        ops = tuple(r["ops"] or ())
-        if r["n"] is not None and r["n"] > 1:
-            found.append(
-                Finding(
-                    Kind.DOUBLE_RENEWAL,
-                    f"double_renewal:{r['domain']}:{r['period']}",
-                    f"{r['domain']} renewed {r['n']} times for the period from {r['period']}",
-                    engine=r["engine"],
-                    operation_ids=ops,
-                    evidence={
-                        "server_tx_ids": r["txs"],
-                        "new_expiries": [str(e) for e in r["expiries"]],
-                    },
-                    **common,
-                )
-            )
-        elif r["n"] is None:
-            found.append(
-                Finding(
-                    Kind.LOST_RENEWAL,
-                    f"lost_renewal:{key}",
-                    f"{r['domain']}: operation done, no renewal at the registry",
-                    engine=r["engine"],
-                    operation_ids=ops,
-                    **common,
-                )
-            )
-        elif r["first_at"] < ctx.until:
-            found.append(  # renewed, but no operation done for the key (checked below)
-                Finding(
-                    Kind.UNRECORDED_RENEWAL,
-                    f"unrecorded_renewal:{key}",
-                    f"{r['domain']} renewed at the registry, no operation done for it",
-                    evidence={"server_tx_ids": r["txs"]},
-                    **common,
-                )
-            )
-    unrecorded = [f.idempotency_key for f in found if f.kind == Kind.UNRECORDED_RENEWAL]
-    if unrecorded:  # a done operation outside the window accounts for the renewal
-        cur = await conn.execute(
-            "SELECT DISTINCT idempotency_key FROM operations"
-            " WHERE status = 'done' AND idempotency_key = ANY(%s)",
-            (unrecorded,),
+    """lost and unrecorded renewals from one full outer join; double renewals by grouping."""
+    unmatched = [  # a renewal after the window belongs to an operation of a later window
+        r
+        for r in await _rows(conn, _RENEWALS, ctx)
+        if not (r["engine"] is None and r["renewed_at"] >= ctx.until)
+    ]
+    doubles = await _rows(conn, _DOUBLE_RENEWALS, ctx)
+    rows = unmatched + doubles
+    if not rows:
+        return []
+    keys = sorted({f"renew:{r['domain']}:{r['period'].isoformat()}" for r in rows})
+    ops = {r["idempotency_key"]: r for r in await _rows(conn, _OPS_OF_KEYS, ctx, keys=keys)}
+    detail = {
+        (r["domain"], r["cur_exp_date"]): r
+        for r in await _rows(
+            conn, _RENEWAL_DETAIL, ctx, domains=sorted({r["domain"] for r in rows})
         )
-        recorded = {row[0] for row in await cur.fetchall()}
-        found = [
-            f
-            for f in found
-            if not (f.kind == Kind.UNRECORDED_RENEWAL and f.idempotency_key in recorded)
-        ]
-    return found
+    }
+    found: dict[str, Finding] = {}
+    for r in rows:
+        key = f"renew:{r['domain']}:{r['period'].isoformat()}"
+        mine = ops.get(key)
+        common: dict[str, Any] = {
+            "tld": _tld(r["domain"]),
+            "idempotency_key": key,
+            "domain": r["domain"],
+            "operation_ids": tuple(mine["ops"]) if mine else (),
+        }
+        d = detail.get((r["domain"], r["period"]))
+        if "n" in r:
+            found[f"double_renewal:{key}"] = Finding(
+                Kind.DOUBLE_RENEWAL,
+                f"double_renewal:{r['domain']}:{r['period']}",
+                f"{r['domain']} renewed {r['n']} times for the period from {r['period']}",
+                engine=mine["engines"] if mine else None,
+                evidence={
+                    "server_tx_ids": d["txs"] if d else [],
+                    "new_expiries": [str(e) for e in d["expiries"]] if d else [],
+                },
+                **common,
+            )
+        elif r["engine"] is not None:
+            found[f"lost_renewal:{key}"] = Finding(
+                Kind.LOST_RENEWAL,
+                f"lost_renewal:{key}",
+                f"{r['domain']}: operation done, no renewal at the registry",
+                engine=r["engine"],
+                **common,
+            )
+        elif not (mine and mine["any_done"]):  # no operation done for it, in any window
+            found[f"unrecorded_renewal:{key}"] = Finding(
+                Kind.UNRECORDED_RENEWAL,
+                f"unrecorded_renewal:{key}",
+                f"{r['domain']} renewed at the registry, no operation done for it",
+                evidence={"server_tx_ids": d["txs"] if d else []},
+                **common,
+            )
+    return list(found.values())
 
 
 _DOUBLE_CHARGES = """
+WITH net AS MATERIALIZED (  -- unrefunded charges per renewal: a refund refunds one charge
+    SELECT idempotency_key FROM billing_ledger
+    WHERE created_at >= %(lookback)s AND created_at < %(until)s
+    GROUP BY idempotency_key
+    HAVING count(*) FILTER (WHERE kind = 'charge') - count(*) FILTER (WHERE kind = 'refund') > 1
+       AND max(created_at) >= %(since)s)
 SELECT b.idempotency_key, count(*) AS n, sum(b.amount_cents) AS total,
        array_agg(DISTINCT b.operation_id) AS ops, array_agg(b.charge_key) AS charge_keys
-FROM billing_ledger b
+FROM billing_ledger b JOIN net USING (idempotency_key)
 WHERE b.kind = 'charge'
-  AND b.idempotency_key IN (SELECT idempotency_key FROM w_ops)
   AND NOT EXISTS (SELECT 1 FROM billing_ledger r
                   WHERE r.kind = 'refund' AND r.charge_key = b.charge_key)
 GROUP BY b.idempotency_key
-HAVING count(*) > 1
 """
 
 

@@ -13,9 +13,9 @@ from reconciler.model import Finding, Kind
 _REFUND_MISSING = """
 SELECT o.operation_id, o.idempotency_key, o.domain, o.engine,
        sum(b.amount_cents) AS unrefunded
-FROM w_ops o
+FROM operations o
 JOIN billing_ledger b ON b.operation_id = o.operation_id AND b.kind = 'charge'
-WHERE o.status = 'cancelled'
+WHERE o.status = 'cancelled' AND o.created_at >= %(since)s AND o.created_at < %(until)s
   AND NOT EXISTS (SELECT 1 FROM billing_ledger r
                   WHERE r.kind = 'refund' AND r.charge_key = b.charge_key)
 GROUP BY o.operation_id, o.idempotency_key, o.domain, o.engine
@@ -42,8 +42,9 @@ async def refunds_missing(conn: AsyncConnection[Any], ctx: CheckContext) -> list
 _STUCK = """
 SELECT operation_id, idempotency_key, domain, engine, status, step, attempts, created_at,
        updated_at
-FROM w_ops
+FROM operations
 WHERE status NOT IN ('done', 'failed', 'cancelled') AND created_at < %(stuck_before)s
+  AND created_at >= %(since)s AND created_at < %(until)s
 """
 
 
@@ -71,14 +72,16 @@ async def stuck_operations(conn: AsyncConnection[Any], ctx: CheckContext) -> lis
 
 
 _ROUTING = """
+WITH wrong AS (  -- an operation of the window run by an engine it was not routed to
+    SELECT DISTINCT o.idempotency_key FROM operations o
+    JOIN routing_decisions d ON d.idempotency_key = o.idempotency_key
+    WHERE o.created_at >= %(since)s AND o.created_at < %(until)s AND o.engine <> d.engine)
 SELECT d.idempotency_key, d.domain, d.engine AS routed, d.mode,
        array_agg(o.operation_id ORDER BY o.operation_id) AS ops,
        array_agg(DISTINCT o.engine) AS engines
-FROM routing_decisions d
+FROM wrong JOIN routing_decisions d USING (idempotency_key)
 JOIN operations o ON o.idempotency_key = d.idempotency_key
-WHERE d.idempotency_key IN (SELECT idempotency_key FROM w_ops)
 GROUP BY d.idempotency_key, d.domain, d.engine, d.mode
-HAVING bool_or(o.engine <> d.engine)
 """
 
 
@@ -102,10 +105,10 @@ async def routing_violations(conn: AsyncConnection[Any], ctx: CheckContext) -> l
 # Which Temporal states agree with which database statuses.
 _DRIFT = """
 SELECT o.operation_id, o.idempotency_key, o.domain, o.status AS db_status,
-       coalesce(s.status, 'MISSING') AS wf_status, s.run_id
-FROM w_ops o
-LEFT JOIN wf_states s ON s.workflow_id = o.workflow_id
-WHERE o.engine = 'temporal'
+       coalesce(s.status, 'MISSING') AS wf_status, s.wf_run_id AS run_id
+FROM operations o
+LEFT JOIN recon_wf_states s ON s.run_id = %(run_id)s AND s.workflow_id = o.workflow_id
+WHERE o.engine = 'temporal' AND o.created_at >= %(since)s AND o.created_at < %(until)s
   AND NOT (
       (s.status IS NULL AND o.status = 'todo')
    OR (s.status = 'RUNNING' AND o.status IN ('todo', 'doing'))
@@ -144,8 +147,8 @@ SELECT p.idempotency_key, p.domain, o.operation_id, o.status,
        p.would_charge_cents, p.currency AS plan_currency,
        o.years, o.new_expiry, o.charged_cents, o.currency, o.error_code
 FROM shadow_plans p
-JOIN w_ops o ON o.idempotency_key = p.idempotency_key AND o.engine = 'legacy'
-WHERE o.status IN ('done', 'failed')
+JOIN operations o ON o.idempotency_key = p.idempotency_key AND o.engine = 'legacy'
+WHERE o.status IN ('done', 'failed') AND o.created_at >= %(since)s AND o.created_at < %(until)s
   AND (CASE WHEN p.verdict = 'would_renew'
             THEN o.status <> 'done'
               OR (p.expected_new_expiry, p.would_charge_cents, p.years)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -16,9 +17,9 @@ from temporalio.client import Client
 
 from reconciler import checks, checks_state, store
 from reconciler.alerts import Webhook, announce
-from reconciler.checks import WINDOW_OPS, CheckContext
+from reconciler.checks import CheckContext
 from reconciler.model import Finding, RunSummary, Window
-from reconciler.sources import CREATE_TEMP_TABLES, RegistryLedgerSource, load_workflow_states
+from reconciler.sources import RegistryLedgerSource, clear_scratch, load_workflow_states
 
 log = structlog.get_logger(__name__)
 
@@ -47,26 +48,36 @@ class Reconciler:
     task_queue: str = "renewals"
     stuck_after: dt.timedelta = dt.timedelta(minutes=30)
 
+    async def _check(self, check: Check, ctx: CheckContext) -> list[Finding]:
+        async with self.pool.connection() as conn:
+            return await check(conn, ctx)
+
     async def _collect(
-        self, window: Window, selected: tuple[Check, ...]
+        self, window: Window, selected: tuple[Check, ...], run_id: int
     ) -> tuple[int, list[Finding]]:
-        ctx = CheckContext(window.since, window.until, self.stuck_after, self.temporal is not None)
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(CREATE_TEMP_TABLES)
-            for statement in WINDOW_OPS:
-                await conn.execute(statement, ctx.params() if "%(" in statement else None)
-            cur = await conn.execute("SELECT count(*) FROM w_ops")
+        ctx = CheckContext(
+            window.since, window.until, self.stuck_after, self.temporal is not None, run_id
+        )
+        async with self.pool.connection() as conn:  # loads commit before the checks read them
+            cur = await conn.execute(
+                "SELECT count(*) FROM operations WHERE created_at >= %s AND created_at < %s",
+                (window.since, window.until),
+            )
             row = await cur.fetchone()
             operations = int(row[0]) if row else 0
-            renewals = 0
             if checks.renewal_pairs in selected:
-                renewals = await self.ledger.load(conn, window.since)
+                ctx = replace(ctx, ledger=await self.ledger.relation(conn, run_id, window.since))
             if self.temporal is not None and checks_state.status_drift in selected:
-                await load_workflow_states(conn, self.temporal, self.task_queue, window.since)
-            found: list[Finding] = []
-            for check in selected:
-                found.extend(await check(conn, ctx))
-        log.info("reconcile.collected", operations=operations, registry_renewals=renewals)
+                await load_workflow_states(
+                    conn, run_id, self.temporal, self.task_queue, window.since
+                )
+        try:
+            results = await asyncio.gather(*(self._check(check, ctx) for check in selected))
+        finally:
+            async with self.pool.connection() as conn:
+                await clear_scratch(conn, run_id)
+        found = [f for result in results for f in result]
+        log.info("reconcile.collected", operations=operations, findings=len(found))
         return operations, found
 
     async def run(
@@ -82,7 +93,7 @@ class Reconciler:
         async with store.exclusive(self.pool, wait):
             run_id = await store.start_run(self.pool, kind, window)
             try:
-                operations, found = await self._collect(window, selected)
+                operations, found = await self._collect(window, selected, run_id)
                 new_keys = await store.record_findings(self.pool, run_id, found)
             except Exception as exc:
                 await store.finish_run(

@@ -1,10 +1,11 @@
-"""Where the reconciler reads what happened outside the database: registry ledgers, Temporal.
+"""Where the reconciler reads what happened outside the operations table.
 
-Both fill a temporary table of the run's session, so every check stays one SQL statement:
-- `reg_renewals`: renewals the registries performed (the ground truth for double renewals),
-  from the simulator's ledger table in the same database, or from any registry's ledger API
-  (a provider export in production) — two implementations of one port;
-- `wf_states`: the state Temporal has for each renewal workflow, from visibility in bulk.
+- Registry renewals (the ground truth for double renewals), behind one port with two
+  implementations: the simulator's ledger table in the same database (read in place), or any
+  registry's ledger API (a provider export in production), copied into `recon_renewals`.
+- Temporal's state for each renewal workflow, listed from visibility in bulk into
+  `recon_wf_states`.
+Both scratch tables are keyed by run, so checks can run in parallel on separate connections.
 """
 
 from __future__ import annotations
@@ -21,52 +22,35 @@ from dualrun.registry import RegistryClient
 
 log = structlog.get_logger(__name__)
 
-CREATE_TEMP_TABLES = """
-CREATE TEMP TABLE reg_renewals (
-    tld text NOT NULL, domain text NOT NULL, cur_exp_date date NOT NULL,
-    previous_expiry date NOT NULL, new_expiry date NOT NULL, years int NOT NULL,
-    server_tx_id text NOT NULL, client_tx_id text, created_at timestamptz NOT NULL
-) ON COMMIT DROP;
-CREATE TEMP TABLE wf_states (
-    workflow_id text PRIMARY KEY, run_id text, status text NOT NULL,
-    start_time timestamptz, close_time timestamptz
-) ON COMMIT DROP;
-"""
 _COPY_RENEWALS = (
-    "COPY reg_renewals (tld, domain, cur_exp_date, previous_expiry, new_expiry, years,"
+    "COPY recon_renewals (run_id, tld, domain, cur_exp_date, previous_expiry, new_expiry, years,"
     " server_tx_id, client_tx_id, created_at) FROM STDIN"
 )
 
 
 class RegistryLedgerSource(Protocol):
-    async def load(self, conn: AsyncConnection[Any], since: dt.datetime) -> int:
-        """Fill `reg_renewals` with the renewals performed since `since`; return the count."""
+    async def relation(self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime) -> str:
+        """SQL relation of the renewals performed since `since` (columns tld, domain,
+        cur_exp_date, new_expiry, server_tx_id, created_at), loading them first if needed."""
         ...
 
 
 class SimulatorTableLedger:
-    """The simulator's ledger table, in the same database: one INSERT … SELECT."""
+    """The simulator's ledger table, in the same database: read in place, nothing copied."""
 
-    async def load(self, conn: AsyncConnection[Any], since: dt.datetime) -> int:
-        cur = await conn.execute(
-            """INSERT INTO reg_renewals
-               SELECT tld, domain, cur_exp_date, previous_expiry, new_expiry, years,
-                      server_tx_id, client_tx_id, created_at
-               FROM sim_renewals WHERE created_at >= %s""",
-            (since,),
-        )
-        return cur.rowcount
+    async def relation(self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime) -> str:
+        return "(SELECT * FROM sim_renewals WHERE created_at >= %(since)s)"
 
 
 class ApiLedger:
-    """Any registry's ledger API, paged by id, copied in with COPY."""
+    """Any registry's ledger API, paged by id, copied into recon_renewals with COPY."""
 
     def __init__(self, registry: RegistryClient, tlds: Iterable[str], page: int = 5000) -> None:
         self.registry = registry
         self.tlds = sorted(tlds)
         self.page = page
 
-    async def load(self, conn: AsyncConnection[Any], since: dt.datetime) -> int:
+    async def relation(self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime) -> str:
         total = 0
         for tld in self.tlds:
             after: int | None = None
@@ -78,6 +62,7 @@ class ApiLedger:
                     for r in rows:
                         await copy.write_row(
                             (
+                                run_id,
                                 tld,
                                 r.domain,
                                 r.cur_exp_date,
@@ -93,11 +78,12 @@ class ApiLedger:
                 after = rows[-1].renewal_id
                 if len(rows) < self.page:
                     break
-        return total
+        log.info("reconcile.registry.loaded", renewals=total)
+        return "(SELECT * FROM recon_renewals WHERE run_id = %(run_id)s)"
 
 
 async def load_workflow_states(
-    conn: AsyncConnection[Any], client: Client, task_queue: str, since: dt.datetime
+    conn: AsyncConnection[Any], run_id: int, client: Client, task_queue: str, since: dt.datetime
 ) -> int:
     """Every RenewDomain run on the queue started since `since`, listed from visibility."""
     query = (
@@ -108,14 +94,19 @@ async def load_workflow_states(
     async for wf in client.list_workflows(query, page_size=1000):
         if wf.status is None:
             continue
-        row = (wf.id, wf.run_id, wf.status.name, wf.start_time, wf.close_time)
-        if wf.id not in latest or wf.start_time > latest[wf.id][3]:
+        row = (run_id, wf.id, wf.run_id, wf.status.name, wf.start_time, wf.close_time)
+        if wf.id not in latest or wf.start_time > latest[wf.id][4]:
             latest[wf.id] = row
-    rows = list(latest.values())
     async with conn.cursor().copy(
-        "COPY wf_states (workflow_id, run_id, status, start_time, close_time) FROM STDIN"
+        "COPY recon_wf_states (run_id, workflow_id, wf_run_id, status, start_time, close_time)"
+        " FROM STDIN"
     ) as copy:
-        for row in rows:
+        for row in latest.values():
             await copy.write_row(row)
-    log.info("reconcile.temporal.listed", workflows=len(rows))
-    return len(rows)
+    log.info("reconcile.temporal.listed", workflows=len(latest))
+    return len(latest)
+
+
+async def clear_scratch(conn: AsyncConnection[Any], run_id: int) -> None:
+    await conn.execute("DELETE FROM recon_renewals WHERE run_id = %s", (run_id,))
+    await conn.execute("DELETE FROM recon_wf_states WHERE run_id = %s", (run_id,))

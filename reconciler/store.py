@@ -95,28 +95,33 @@ async def record_findings(
     pool: AsyncConnectionPool, run_id: int, findings: list[Finding]
 ) -> set[str]:
     """Upsert by stable key; return the keys seen for the first time."""
+    params = [
+        {
+            "key": f.key,
+            "kind": f.kind.value,
+            "severity": f.severity.value,
+            "tld": f.tld,
+            "engine": f.engine,
+            "idempotency_key": f.idempotency_key,
+            "operation_ids": list(f.operation_ids),
+            "summary": f.summary,
+            "evidence": Jsonb(json.loads(json.dumps(f.evidence, default=str))),
+            "run_id": run_id,
+        }
+        for f in findings
+    ]
     new: set[str] = set()
+    if not params:
+        return new
     async with pool.connection() as conn, conn.transaction():
         cur = conn.cursor()
-        for f in findings:
-            await cur.execute(
-                _UPSERT,
-                {
-                    "key": f.key,
-                    "kind": f.kind.value,
-                    "severity": f.severity.value,
-                    "tld": f.tld,
-                    "engine": f.engine,
-                    "idempotency_key": f.idempotency_key,
-                    "operation_ids": list(f.operation_ids),
-                    "summary": f.summary,
-                    "evidence": Jsonb(json.loads(json.dumps(f.evidence, default=str))),
-                    "run_id": run_id,
-                },
-            )
+        await cur.executemany(_UPSERT, params, returning=True)  # pipelined, one round trip
+        while True:
             row = await cur.fetchone()
             if row and row[1]:
                 new.add(row[0])
+            if not cur.nextset():
+                break
     return new
 
 

@@ -22,6 +22,7 @@ from dualrun.db.pool import with_schema
 from ops.postgres import EmbeddedPostgres, port_open
 from ops.registry_sim.server import SimServer
 from tests.harness import Harness, harness
+from tests.unleash import unleash_server  # noqa: F401 - the session's Unleash server
 
 
 def _free_port() -> int:

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,3 +153,22 @@ async def save_history(h: Harness, workflow_id: str, name: str) -> None:
     history = await h.client.get_workflow_handle(workflow_id).fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+def cli_runner(env: dict[str, str], monkeypatch: Any, capsys: Any) -> Cli:
+    """Run `dualrun ARGS` in process with `env` set: (exit status, stdout, stderr)."""
+    from dualrun.cli.main import run
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def call(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call

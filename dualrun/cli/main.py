@@ -51,9 +51,23 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register() -> None:
-    from dualrun.cli import db_cmd, legacy_cmd, reconcile_cmd, sim_cmd, stack_cmd, worker_cmd
+    from dualrun.cli import (
+        db_cmd,
+        flags_cmd,
+        legacy_cmd,
+        reconcile_cmd,
+        renewal_cmd,
+        route_cmd,
+        serve_cmd,
+        sim_cmd,
+        stack_cmd,
+        worker_cmd,
+    )
 
-    for module in (db_cmd, stack_cmd, sim_cmd, legacy_cmd, worker_cmd, reconcile_cmd):
+    for module in (
+        *(db_cmd, stack_cmd, sim_cmd, legacy_cmd, worker_cmd, reconcile_cmd),
+        *(renewal_cmd, route_cmd, flags_cmd, serve_cmd),
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,192 @@
+"""`dualrun flags show|set|on|off|export`: the routing flag, on the Unleash server when one is
+configured (DUALRUN_UNLEASH_URL, admin token DUALRUN_UNLEASH_ADMIN_TOKEN), else in the local
+bootstrap file the router reads. Tokens are only ever sent as headers, never printed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.errors import ConfigError, InvalidInput
+from dualrun.flags import server_url
+from dualrun.flags.admin import UnleashAdmin
+from dualrun.flags.local import LocalFlags, bootstrap_path
+from dualrun.flags.model import check_change
+from dualrun.model import Mode
+from dualrun.routing.runtime import started_chain
+from dualrun.settings import Settings
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group("flags")
+def flags() -> None:
+    """The routing flag: per TLD a mode (legacy, shadow, temporal) and a rollout percentage."""
+
+
+def _admin(settings: Settings) -> UnleashAdmin:
+    base = server_url(settings)
+    assert base is not None
+    if settings.unleash_admin_token is None:
+        raise ConfigError(
+            "DUALRUN_UNLEASH_ADMIN_TOKEN", "is required to change flags on the Unleash server"
+        )
+    return UnleashAdmin(
+        base,
+        settings.unleash_admin_token,
+        settings.unleash_flag,
+        environment=settings.unleash_environment,
+    )
+
+
+def _rollout(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    text = raw.strip().rstrip("%")
+    if not text.lstrip("-").isdigit():
+        raise InvalidInput("rollout", f"must be a whole percentage 0-100, got {raw[:20]!r}")
+    return int(text)
+
+
+@flags.command("show")
+@_JSON
+@pass_app
+def show(app: AppContext, as_json: bool) -> None:
+    """Per TLD: the mode and rollout the router uses now, and where they come from."""
+
+    async def run() -> dict[str, Any]:
+        async with started_chain(app.settings) as chain:
+            view = chain.read()
+        rows = []
+        for tld in sorted(app.settings.tlds):
+            rule = view.state.rule(tld)
+            live = view.state.enabled and rule is not None
+            rows.append(
+                {
+                    "tld": tld,
+                    "mode": rule.mode.value if live and rule else Mode.LEGACY.value,
+                    "rollout": rule.rollout if live and rule else None,
+                    "source": view.source.value,
+                }
+            )
+        return {
+            "flag": view.state.flag,
+            "source": view.source.value,
+            "defined": view.state.defined,
+            "enabled": view.state.enabled,
+            "detail": view.detail,
+            "tlds": rows,
+        }
+
+    doc = asyncio.run(run())
+    lines = [
+        f"flag {doc['flag']}: source {doc['source']}, "
+        + ("enabled" if doc["enabled"] else "OFF (every new renewal goes to legacy)")
+    ]
+    lines += [
+        f"  .{r['tld']:<6} {r['mode']:<9} "
+        f"{'-' if r['rollout'] is None else str(r['rollout']) + '%':>5}  {r['source']}"
+        for r in doc["tlds"]
+    ]
+    emit(doc, as_json, "\n".join(lines))
+
+
+@flags.command("set")
+@click.argument("tld")
+@click.argument("mode")
+@click.option("--rollout", "rollout_raw", metavar="PCT", help="Share of domains, 0-100.")
+@_JSON
+@pass_app
+def set_cmd(app: AppContext, tld: str, mode: str, rollout_raw: str | None, as_json: bool) -> None:
+    """Route TLD in MODE (legacy, shadow, temporal) for --rollout percent of its domains.
+
+    Idempotent: creates the flag, the context fields and the TLD's strategy when missing,
+    updates them otherwise. Without --rollout a TLD already routed keeps its percentage.
+    """
+    change = check_change(tld, mode, _rollout(rollout_raw), app.settings.tlds)
+    if server_url(app.settings) is not None:
+        with _admin(app.settings) as admin:
+            rule, changed = admin.set_rule(change, app.settings.tlds)
+        target = "unleash"
+    else:
+        path = bootstrap_path(app.settings)
+        rule, changed = LocalFlags(path, app.settings.unleash_flag).set_rule(change)
+        target = f"bootstrap file {path}"
+    doc = {**rule.as_dict(), "changed": changed, "target": target}
+    word = "set" if changed else "unchanged"
+    emit(doc, as_json, f".{rule.tld}: {rule.mode.value} {rule.rollout}% ({word}, {target})")
+
+
+def _switch(app: AppContext, enabled: bool, as_json: bool) -> None:
+    if server_url(app.settings) is not None:
+        with _admin(app.settings) as admin:
+            changed = admin.set_enabled(enabled)
+        target = "unleash"
+    else:
+        path = bootstrap_path(app.settings)
+        changed = LocalFlags(path, app.settings.unleash_flag).set_enabled(enabled)
+        target = f"bootstrap file {path}"
+    state = "on" if enabled else "off"
+    doc = {"flag": app.settings.unleash_flag, "enabled": enabled, "changed": changed}
+    emit(doc, as_json, f"flag {app.settings.unleash_flag} {state} ({target})")
+
+
+@flags.command("on")
+@_JSON
+@pass_app
+def on_cmd(app: AppContext, as_json: bool) -> None:
+    """Turn the routing flag on (TLD strategies apply again)."""
+    _switch(app, True, as_json)
+
+
+@flags.command("off")
+@_JSON
+@pass_app
+def off_cmd(app: AppContext, as_json: bool) -> None:
+    """Kill switch: every new renewal goes to legacy; decided renewals stay where they are."""
+    _switch(app, False, as_json)
+
+
+@flags.command("export")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the bootstrap file here (default: standard output).",
+)
+@pass_app
+def export(app: AppContext, output: Path | None) -> None:
+    """The server's flags as a bootstrap file (Unleash client-features JSON)."""
+    if server_url(app.settings) is None:
+        raise ConfigError("DUALRUN_UNLEASH_URL", "is not set: there is no server to export from")
+    token = app.settings.unleash_client_token
+    if token is None and app.settings.unleash_admin_token is None:
+        raise ConfigError("DUALRUN_UNLEASH_CLIENT_TOKEN", "(or the admin token) is required")
+    with _admin_for_export(app.settings) as admin:
+        document = admin.export(token)
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(output)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _admin_for_export(settings: Settings) -> UnleashAdmin:
+    base = server_url(settings)
+    assert base is not None
+    token = settings.unleash_admin_token or settings.unleash_client_token
+    assert token is not None
+    return UnleashAdmin(
+        base, token, settings.unleash_flag, environment=settings.unleash_environment
+    )
+
+
+COMMANDS = [flags]

@@ -1,0 +1,235 @@
+"""What `dualrun submit|status|cancel|route explain` and the HTTP API do, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from dualrun.domains import normalise_domain
+from dualrun.errors import IdempotencyConflict, InvalidInput
+from dualrun.flags import metrics
+from dualrun.model import Mode, RenewalRequest
+from dualrun.operations import OperationNotFound
+from dualrun.routing import store
+from dualrun.routing.cancel import CancelResult, cancel_operation, check_operation_id
+from dualrun.routing.dispatch import TemporalLink, create_operation, start_workflow
+from dualrun.routing.router import Decision, Router
+from dualrun.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+MAX_EXPLAIN = 100_000
+
+
+@dataclass(frozen=True)
+class Submitted:
+    operation_id: str
+    idempotency_key: str
+    engine: str
+    mode: str
+    status: str
+    deduplicated: bool
+    dispatch_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "operation_id": self.operation_id,
+            "idempotency_key": self.idempotency_key,
+            "engine": self.engine,
+            "mode": self.mode,
+            "status": self.status,
+            "deduplicated": self.deduplicated,
+        }
+        if self.dispatch_error is not None:
+            out["dispatch_error"] = self.dispatch_error
+        return out
+
+
+class RenewalService:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: AsyncConnectionPool,
+        router: Router,
+        temporal: TemporalLink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.router = router
+        self.temporal = temporal or TemporalLink(settings)
+
+    # -- submit ------------------------------------------------------------------------------
+    async def submit(self, request: RenewalRequest) -> Submitted:
+        """Decide once per key, store the decision with the operation, then dispatch."""
+        decision = self.router.decide(request)
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                if await store.claim(conn, request, decision):
+                    row = await create_operation(conn, self.pool, request, decision.mode)
+                    first = True
+                else:
+                    decided = await store.stored(conn, request.idempotency_key)
+                    store.check_same(request, decided)
+                    row = await self._operation(conn, decided)
+                    first = False
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "operations_pkey":
+                raise store.OperationIdInUse(request.operation_id) from None
+            raise
+        except IdempotencyConflict:
+            metrics.SUBMISSIONS.labels(result="conflict").inc()
+            log.warning("router.conflict", idempotency_key=request.idempotency_key)
+            raise
+        if first:
+            return await self._dispatch_new(request, decision, row)
+        return await self._deduplicated(decided, row)
+
+    async def _operation(self, conn: Any, decided: dict[str, Any]) -> dict[str, Any]:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT operation_id, engine, status FROM operations WHERE operation_id = %s",
+            (decided["operation_id"],),
+        )
+        row: dict[str, Any] | None = await cur.fetchone()
+        if row is None:
+            return {
+                "operation_id": decided["operation_id"],
+                "engine": decided["engine"],
+                "status": "missing",
+            }
+        return row
+
+    async def _dispatch_new(
+        self, request: RenewalRequest, decision: Decision, row: dict[str, Any]
+    ) -> Submitted:
+        metrics.SUBMISSIONS.labels(result="created").inc()
+        metrics.ROUTING_DECISIONS.labels(
+            tld=decision.tld,
+            engine=decision.engine.value,
+            mode=decision.mode.value,
+            source=decision.source.value,
+        ).inc()
+        log.info(
+            "router.decided",
+            operation_id=request.operation_id,
+            idempotency_key=request.idempotency_key,
+            **{k: v for k, v in decision.explain().items() if k != "domain"},
+        )
+        error = None
+        if decision.mode in (Mode.TEMPORAL, Mode.SHADOW):
+            error = await start_workflow(self.temporal, self.settings, request, decision.mode)
+        return Submitted(
+            row["operation_id"],
+            request.idempotency_key,
+            row["engine"],
+            decision.mode.value,
+            row["status"],
+            deduplicated=False,
+            dispatch_error=error,
+        )
+
+    async def _deduplicated(self, decided: dict[str, Any], row: dict[str, Any]) -> Submitted:
+        metrics.SUBMISSIONS.labels(result="deduplicated").inc()
+        log.info(
+            "router.deduplicated",
+            operation_id=decided["operation_id"],
+            idempotency_key=decided["idempotency_key"],
+            engine=decided["engine"],
+            mode=decided["mode"],
+        )
+        error = None
+        if decided["mode"] == Mode.TEMPORAL.value and row["status"] == "todo":
+            # a start that failed earlier (or is just being made): starting again is safe
+            error = await start_workflow(
+                self.temporal, self.settings, store.request_of(decided), Mode.TEMPORAL
+            )
+        return Submitted(
+            row["operation_id"],
+            decided["idempotency_key"],
+            row["engine"],
+            decided["mode"],
+            row["status"],
+            deduplicated=True,
+            dispatch_error=error,
+        )
+
+    # -- status and cancel -------------------------------------------------------------------
+    async def status(self, operation_id: str) -> dict[str, Any]:
+        check_operation_id(operation_id)
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT o.*, d.mode, d.flag_source, d.reason, d.bucket, d.rollout"
+                " FROM operations o LEFT JOIN routing_decisions d"
+                " ON d.idempotency_key = o.idempotency_key AND d.operation_id = o.operation_id"
+                " WHERE o.operation_id = %s",
+                (operation_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise OperationNotFound(operation_id)
+        return _status_document(row)
+
+    async def cancel(self, operation_id: str, reason: str = "requested") -> CancelResult:
+        return await cancel_operation(self.pool, self.temporal, operation_id, reason)
+
+    # -- explain -----------------------------------------------------------------------------
+    def explain(self, names: Iterable[str]) -> list[Decision]:
+        return explain_names(self.router, names, self.settings.tlds)
+
+
+def explain_names(
+    router: Router, names: Iterable[str], known_tlds: frozenset[str]
+) -> list[Decision]:
+    """Route each name as a new renewal would be routed; stores nothing. Every name is checked
+    before any is routed, and the first bad one is named."""
+    domains = []
+    for i, raw in enumerate(names):
+        if i >= MAX_EXPLAIN:
+            raise InvalidInput("domain", f"more than {MAX_EXPLAIN} names in one call")
+        try:
+            domains.append(normalise_domain(raw, known_tlds))
+        except InvalidInput as exc:
+            shown = str(raw)[:80]
+            raise InvalidInput("domain", f"name #{i + 1} ({shown!r}): {exc.problem}") from None
+    return [router.route(d) for d in domains]
+
+
+def _status_document(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "operation_id": row["operation_id"],
+        "idempotency_key": row["idempotency_key"],
+        "domain": row["domain"],
+        "engine": row["engine"],
+        "mode": row["mode"],
+        "status": row["status"],
+        "step": row["step"],
+        "workflow_id": row["workflow_id"],
+        "cancel_requested": row["cancel_requested_at"] is not None,
+        "created_at": row["created_at"].isoformat(),
+        "routing": None
+        if row["mode"] is None
+        else {
+            "mode": row["mode"],
+            "source": row["flag_source"],
+            "bucket": row["bucket"],
+            "rollout": row["rollout"],
+            "reason": row["reason"],
+        },
+        "outcome": {
+            "new_expiry": row["new_expiry"].isoformat() if row["new_expiry"] else None,
+            "registry_transaction_id": row["registry_transaction_id"],
+            "charged_cents": row["charged_cents"],
+            "refunded_cents": row["refunded_cents"],
+            "currency": row["currency"],
+            "error_code": row["error_code"],
+            "error_message": row["error_message"],
+            "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+        },
+    }
