@@ -182,7 +182,9 @@ WITH net AS MATERIALIZED (  -- unrefunded charges per renewal: a refund refunds 
     HAVING count(*) FILTER (WHERE kind = 'charge') - count(*) FILTER (WHERE kind = 'refund') > 1
        AND max(created_at) >= %(since)s)
 SELECT b.idempotency_key, count(*) AS n, sum(b.amount_cents) AS total,
-       array_agg(DISTINCT b.operation_id) AS ops, array_agg(b.charge_key) AS charge_keys
+       array_agg(DISTINCT b.operation_id) AS ops, array_agg(b.charge_key) AS charge_keys,
+       (SELECT string_agg(DISTINCT o.engine, ',') FROM operations o
+        WHERE o.idempotency_key = b.idempotency_key) AS engines
 FROM billing_ledger b JOIN net USING (idempotency_key)
 WHERE b.kind = 'charge'
   AND NOT EXISTS (SELECT 1 FROM billing_ledger r
@@ -198,6 +200,7 @@ async def double_charges(conn: AsyncConnection[Any], ctx: CheckContext) -> list[
             f"double_charge:{r['idempotency_key']}",
             f"charged {r['n']} times ({r['total']} cents) for {r['idempotency_key']}",
             tld=_tld(r["idempotency_key"].split(":")[1]),
+            engine=r["engines"],
             idempotency_key=r["idempotency_key"],
             domain=r["idempotency_key"].split(":")[1],
             operation_ids=tuple(sorted(r["ops"])),

@@ -8,8 +8,11 @@ send registry calls to the provider's own rate-limited task queue.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -22,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_REQUESTED,
         EXPIRY_MISMATCH,
         NON_RETRYABLE,
+        RATE_LIMITED,
         RENEW_PROHIBITED,
     )
     from temporal_flow.types import (
@@ -33,9 +37,12 @@ with workflow.unsafe.imports_passed_through():
         RefundInput,
         RegistryRenewInput,
         RenewInput,
+        RegistryRenewResult,
         RenewResult,
         RunMode,
     )
+
+T = TypeVar("T")
 
 REGISTRY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -48,6 +55,13 @@ BILLING_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=list(NON_RETRYABLE),
 )
+
+
+def registry_retry(max_attempts: int) -> RetryPolicy:
+    """REGISTRY_RETRY bounded to `max_attempts` (0: unbounded, the policy of older inputs)."""
+    if max_attempts <= 0:
+        return REGISTRY_RETRY
+    return dataclasses.replace(REGISTRY_RETRY, maximum_attempts=max_attempts)
 
 
 def _error_type(exc: BaseException) -> str | None:
@@ -67,6 +81,7 @@ class RenewDomain:
         self.charge_started = False
         self.registry_started = False
         self.timeout = timedelta(seconds=30)
+        self.registry_retry = REGISTRY_RETRY
 
     # -- user actions ------------------------------------------------------------------------
     @workflow.query
@@ -116,24 +131,32 @@ class RenewDomain:
     async def run(self, inp: RenewInput) -> RenewResult:
         self.years = inp.years if self.years is None else self.years
         self.timeout = timedelta(seconds=inp.activity_timeout_s)
+        self.registry_retry = registry_retry(inp.registry_max_attempts)
         self.stage = "status"
-        status = await workflow.execute_activity_method(
-            RenewalActivities.registry_status,
-            DomainInput(inp.operation_id, inp.domain),
-            start_to_close_timeout=self.timeout,
-            retry_policy=REGISTRY_RETRY,
+        status = await self._registry_call(
+            lambda: workflow.execute_activity_method(
+                RenewalActivities.registry_status,
+                DomainInput(inp.operation_id, inp.domain),
+                start_to_close_timeout=self.timeout,
+                retry_policy=self.registry_retry,
+            )
         )
         self.stage = "price"
-        price = await workflow.execute_activity_method(
-            RenewalActivities.registry_price,
-            PriceInput(inp.operation_id, inp.domain, self.years),
-            start_to_close_timeout=self.timeout,
-            retry_policy=REGISTRY_RETRY,
+        years = self.years
+        price = await self._registry_call(
+            lambda: workflow.execute_activity_method(
+                RenewalActivities.registry_price,
+                PriceInput(inp.operation_id, inp.domain, years),
+                start_to_close_timeout=self.timeout,
+                retry_policy=self.registry_retry,
+            )
         )
         refusal = None
         if status.renew_prohibited:
             refusal = RENEW_PROHIBITED
-        elif status.expiry != inp.current_expiry:
+        elif status.expiry != inp.current_expiry and not (
+            inp.mode == RunMode.SHADOW and status.expiry == self._expected(inp)
+        ):  # a plan made after legacy (the authoritative engine) renewed plans the same renewal
             refusal = EXPIRY_MISMATCH
         if inp.mode == RunMode.SHADOW:
             return await self._plan(inp, status.expiry, price, refusal)
@@ -145,12 +168,16 @@ class RenewDomain:
             )
         return await self._renew(inp, price.price_cents, price.currency)
 
+    def _expected(self, inp: RenewInput) -> str:
+        years = self.years or inp.years
+        return add_years(dt.date.fromisoformat(inp.current_expiry), years).isoformat()
+
     async def _plan(
         self, inp: RenewInput, expiry: str, price: PriceResult, refusal: str | None
     ) -> RenewResult:
         self.stage = "plan"
         years = self.years or inp.years
-        expected = add_years(dt.date.fromisoformat(inp.current_expiry), years).isoformat()
+        expected = self._expected(inp)
         await workflow.execute_activity_method(
             RenewalActivities.record_plan,
             PlanInput(
@@ -192,25 +219,7 @@ class RenewDomain:
                 retry_policy=BILLING_RETRY,
             )
             self.stage = "renew"
-            handle = workflow.start_activity_method(
-                RenewalActivities.registry_renew,
-                RegistryRenewInput(
-                    inp.operation_id,
-                    inp.domain,
-                    inp.current_expiry,
-                    years,
-                    client_tx_id=inp.idempotency_key,
-                ),
-                start_to_close_timeout=self.timeout,
-                retry_policy=REGISTRY_RETRY,
-            )
-            self.registry_started = True
-            try:
-                renewed = await asyncio.shield(handle)
-            except asyncio.CancelledError:
-                # Past the registry step a cancel is refused: finish what the registry started.
-                workflow.logger.warning("renewal.cancel.refused", extra={"stage": "renew"})
-                renewed = await handle
+            renewed = await self._renew_at_registry(inp, years)
         except (asyncio.CancelledError, ActivityError, ApplicationError) as exc:
             cancelled = isinstance(exc, asyncio.CancelledError) or (
                 _error_type(exc) == CANCEL_REQUESTED
@@ -229,6 +238,49 @@ class RenewDomain:
             currency=currency,
             resolved_by_status=renewed.resolved_by_status,
         )
+
+    async def _registry_call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a registry activity; a bound spent on 429s is backpressure, not failure: again."""
+        while True:
+            try:
+                return await call()
+            except ActivityError as exc:
+                if _error_type(exc) != RATE_LIMITED:
+                    raise
+                workflow.logger.info("registry.rate_limited.rescheduled")
+
+    async def _renew_at_registry(self, inp: RenewInput, years: int) -> RegistryRenewResult:
+        """The registry renew. A reset run (or a renew scheduled again) may follow a renew that
+        reached the registry: the activity then reads the registry before renewing."""
+        info = workflow.info()
+        verify_first = info.run_id != info.original_execution_run_id
+        while True:
+            handle = workflow.start_activity_method(
+                RenewalActivities.registry_renew,
+                RegistryRenewInput(
+                    inp.operation_id,
+                    inp.domain,
+                    inp.current_expiry,
+                    years,
+                    client_tx_id=inp.idempotency_key,
+                    verify_first=verify_first,
+                ),
+                start_to_close_timeout=self.timeout,
+                retry_policy=self.registry_retry,
+            )
+            self.registry_started = True
+            try:
+                try:
+                    return await asyncio.shield(handle)
+                except asyncio.CancelledError:
+                    # Past the registry step a cancel is refused: finish what the registry began.
+                    workflow.logger.warning("renewal.cancel.refused", extra={"stage": "renew"})
+                    return await handle
+            except ActivityError as exc:
+                if _error_type(exc) != RATE_LIMITED:
+                    raise
+                workflow.logger.info("registry.rate_limited.rescheduled")
+                verify_first = True
 
     async def _compensate(self, inp: RenewInput, years: int) -> RenewResult:
         """Cancelled before the registry step: refund whatever was charged under the key."""

@@ -15,7 +15,7 @@ from dualrun.cli.main import AppContext, emit, pass_app
 from dualrun.errors import ConfigError, InvalidInput
 from dualrun.flags import server_url
 from dualrun.flags.admin import UnleashAdmin
-from dualrun.flags.local import LocalFlags, bootstrap_path
+from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import check_change
 from dualrun.model import Mode
 from dualrun.routing.runtime import started_chain
@@ -27,21 +27,6 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result a
 @click.group("flags")
 def flags() -> None:
     """The routing flag: per TLD a mode (legacy, shadow, temporal) and a rollout percentage."""
-
-
-def _admin(settings: Settings) -> UnleashAdmin:
-    base = server_url(settings)
-    assert base is not None
-    if settings.unleash_admin_token is None:
-        raise ConfigError(
-            "DUALRUN_UNLEASH_ADMIN_TOKEN", "is required to change flags on the Unleash server"
-        )
-    return UnleashAdmin(
-        base,
-        settings.unleash_admin_token,
-        settings.unleash_flag,
-        environment=settings.unleash_environment,
-    )
 
 
 def _rollout(raw: str | None) -> int | None:
@@ -109,28 +94,14 @@ def set_cmd(app: AppContext, tld: str, mode: str, rollout_raw: str | None, as_js
     updates them otherwise. Without --rollout a TLD already routed keeps its percentage.
     """
     change = check_change(tld, mode, _rollout(rollout_raw), app.settings.tlds)
-    if server_url(app.settings) is not None:
-        with _admin(app.settings) as admin:
-            rule, changed = admin.set_rule(change, app.settings.tlds)
-        target = "unleash"
-    else:
-        path = bootstrap_path(app.settings)
-        rule, changed = LocalFlags(path, app.settings.unleash_flag).set_rule(change)
-        target = f"bootstrap file {path}"
+    rule, changed, target = set_rule(app.settings, change)
     doc = {**rule.as_dict(), "changed": changed, "target": target}
     word = "set" if changed else "unchanged"
     emit(doc, as_json, f".{rule.tld}: {rule.mode.value} {rule.rollout}% ({word}, {target})")
 
 
 def _switch(app: AppContext, enabled: bool, as_json: bool) -> None:
-    if server_url(app.settings) is not None:
-        with _admin(app.settings) as admin:
-            changed = admin.set_enabled(enabled)
-        target = "unleash"
-    else:
-        path = bootstrap_path(app.settings)
-        changed = LocalFlags(path, app.settings.unleash_flag).set_enabled(enabled)
-        target = f"bootstrap file {path}"
+    changed, target = set_enabled(app.settings, enabled)
     state = "on" if enabled else "off"
     doc = {"flag": app.settings.unleash_flag, "enabled": enabled, "changed": changed}
     emit(doc, as_json, f"flag {app.settings.unleash_flag} {state} ({target})")

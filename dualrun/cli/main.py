@@ -53,6 +53,7 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from dualrun.cli import (
         db_cmd,
+        demo_cmd,
         flags_cmd,
         legacy_cmd,
         reconcile_cmd,
@@ -66,7 +67,7 @@ def _register() -> None:
 
     for module in (
         *(db_cmd, stack_cmd, sim_cmd, legacy_cmd, worker_cmd, reconcile_cmd),
-        *(renewal_cmd, route_cmd, flags_cmd, serve_cmd),
+        *(renewal_cmd, route_cmd, flags_cmd, serve_cmd, demo_cmd),
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

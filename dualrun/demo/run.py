@@ -1,0 +1,204 @@
+"""The demo, step by step: stack, flags, seed, engines, burst, drain, reconcile, summary."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from dualrun.db.migrate import migrate_all
+from dualrun.db.pool import async_pool
+from dualrun.demo import summary
+from dualrun.demo.plan import FLAGS, DemoConfig, Domains, make_domains
+from dualrun.demo.processes import EngineProcesses
+from dualrun.flags.control import set_enabled, set_rule
+from dualrun.flags.model import RuleChange
+from dualrun.model import Mode
+from dualrun.routing.runtime import renewal_service
+from dualrun.settings import Settings
+from legacy_adapter.autorenew import create_batch
+from ops import stack
+from ops.processes import ServiceStatus
+from ops.registry_sim.admin import SimAdmin
+from reconciler.model import Window
+from reconciler.wiring import reconciler_from
+
+log = structlog.get_logger(__name__)
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    document: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return all(self.document["invariants"].values())
+
+
+def prepare(settings: Settings, config: DemoConfig, say: Say) -> tuple[Domains, bool]:
+    """Bring the stack up, set the flags, seed the registries. Returns (domains, started)."""
+    started = False
+
+    def report(action: str, status: ServiceStatus) -> None:
+        nonlocal started
+        started = started or action == "started"
+        say(f"  {status.name:<13} {action:<8} {status.address}")
+
+    say("stack:")
+    stack.up(settings, report)
+    migrate_all(settings.dsn)
+    set_enabled(settings, True)
+    for tld, (mode, rollout) in FLAGS.items():
+        set_rule(settings, RuleChange(tld, mode, rollout))
+    say("flags: " + ", ".join(f".{t} {m.value} {r}%" for t, (m, r) in FLAGS.items()))
+    domains = make_domains(config, dt.datetime.now(dt.UTC).date())
+    with SimAdmin.for_settings(settings) as admin:
+        for tld, names in domains.by_tld.items():
+            admin.configure(
+                tld,
+                rate_limit=settings.rate_limit(tld),
+                burst=max(1, int(settings.rate_limit(tld))),
+                commit_timeout_rate=config.commit_timeout_rate,
+                hold_s=settings.registry_timeout_s + 2,
+                seed=config.seed,
+            )
+            premium = int(len(names) * config.premium_share)
+            admin.seed_domains(
+                tld,
+                [
+                    {"domain": d, "expiry": e, **({"premium_cents": 4900} if i < premium else {})}
+                    for i, (d, e) in enumerate(names)
+                ],
+            )
+    total = sum(len(v) for v in domains.by_tld.values())
+    say(f"registries: {total} domains seeded over {', '.join('.' + t for t in FLAGS)}")
+    return domains, started
+
+
+async def burst(
+    settings: Settings, config: DemoConfig, domains: Domains, engines: EngineProcesses, say: Say
+) -> set[str]:
+    """Submit the month-start burst through the router, plus the legacy auto-renew batch."""
+    pool = await async_pool(settings.dsn, max_size=4)
+    try:
+        batch = await create_batch(
+            pool, domains.batch, duplicate_share=config.duplicate_share, seed=config.seed
+        )
+    finally:
+        await pool.close()
+    say(f"auto-renew batch: {batch.created} legacy operations, "
+        f"{len(batch.duplicated_keys)} of them duplicated")  # fmt: skip
+    sem = asyncio.Semaphore(16)
+    half = len(domains.routed) // 2
+    async with renewal_service(settings, pool_size=16) as service:
+
+        async def one(i: int, request: Any) -> None:
+            async with sem:
+                await service.submit(request)
+            if i == half and config.kill_worker:
+                pid = engines.kill_worker()
+                say(f"burst: killed Temporal worker {pid} mid-burst (SIGKILL); restarting one")
+                engines.start_worker()
+
+        await asyncio.gather(*(one(i, r) for i, r in enumerate(domains.routed)))
+    say(f"burst: {len(domains.routed)} renewals submitted through the router")
+    return set(batch.duplicated_keys)
+
+
+async def drain(settings: Settings, config: DemoConfig, domains: Domains, say: Say) -> None:
+    """Wait until every operation of the run finished and every shadow plan was recorded."""
+    shadow_expected = sum(1 for r in domains.routed if FLAGS[r.tld][0] == Mode.SHADOW)
+    pool = await async_pool(settings.dsn, max_size=2)
+    deadline = time.monotonic() + config.drain_timeout_s
+    last_line = 0.0
+    try:
+        progress = _progress()
+        while True:
+            total, unfinished = await summary.open_count(pool, domains.run)
+            plans = await summary.shadow_plans(pool, domains.run)
+            done = total - unfinished
+            if progress is not None:
+                progress[0].update(progress[1], total=total, completed=done)
+            elif time.monotonic() - last_line > 5:
+                log.info("demo.progress", finished=done, total=total, shadow_plans=plans)
+                last_line = time.monotonic()
+            if unfinished == 0 and plans >= shadow_expected:
+                break
+            if time.monotonic() > deadline:
+                say(f"drain: gave up after {config.drain_timeout_s:.0f} s, {unfinished} unfinished")
+                break
+            await asyncio.sleep(0.5)
+        if progress is not None:
+            progress[0].stop()
+    finally:
+        await pool.close()
+
+
+def _progress() -> Any:
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    )
+    bar.start()
+    return bar, bar.add_task("draining", total=None)
+
+
+async def conclude(
+    settings: Settings, domains: Domains, duplicated: set[str], started_at: dt.datetime
+) -> dict[str, Any]:
+    window = Window(started_at, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
+    async with reconciler_from(settings) as rec:
+        reconciled = await rec.run(window, "manual", wait=True)
+        figures = await summary.engines(rec.pool, domains.run)
+        plans = await summary.shadow_plans(rec.pool, domains.run)
+    shadow_expected = sum(1 for r in domains.routed if FLAGS[r.tld][0] == Mode.SHADOW)
+    document: dict[str, Any] = {
+        "run": domains.run,
+        "engines": figures,
+        "findings": reconciled.findings,
+        "reconciliation_run": reconciled.run_id,
+        "shadow_plans": plans,
+        "invariants": summary.invariants(figures, reconciled, duplicated, shadow_expected, plans),
+    }
+    out = settings.state_dir / "reports" / f"demo-{domains.run}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    document["report"] = str(out)
+    return document
+
+
+def run_demo(settings: Settings, config: DemoConfig, keep: bool, say: Say) -> DemoResult:
+    started_at = dt.datetime.now(dt.UTC)
+    domains, started_stack = prepare(settings, config, say)
+    engines = EngineProcesses(settings.state_dir / "logs", config.robots)
+    try:
+        for _ in range(config.workers):
+            engines.start_worker()
+        engines.start_legacy()
+        duplicated = asyncio.run(burst(settings, config, domains, engines, say))
+        asyncio.run(drain(settings, config, domains, say))
+    finally:
+        engines.stop()
+    document = asyncio.run(conclude(settings, domains, duplicated, started_at))
+    document["duration_s"] = round((dt.datetime.now(dt.UTC) - started_at).total_seconds(), 1)
+    if keep:
+        document["temporal_ui"] = settings.temporal_ui_url
+    elif started_stack:
+        stack.down(settings)
+    return DemoResult(document)
