@@ -35,13 +35,15 @@ EXPIRY = dt.date.today() + dt.timedelta(days=40)
 
 
 class Bench:
-    def __init__(self, client: object, dsn: str, sim_url: str) -> None:
+    def __init__(self, client: object, dsn: str, sim_url: str, rate: float = 100000.0) -> None:
+        """`rate`: the provider's limit, both at the simulator and on our registry queue."""
         self.client = client
+        self.rate = rate
         self.settings = Settings.from_env(
             {
                 "DUALRUN_DATABASE_URL": dsn,
                 "DUALRUN_REGISTRY_URL": sim_url,
-                "DUALRUN_REGISTRY_RATE_LIMITS": f"{TLD}=100000",
+                "DUALRUN_REGISTRY_RATE_LIMITS": f"{TLD}={rate}",
                 "DUALRUN_REGISTRY_CONCURRENCY": f"{TLD}=200",
             }
         )
@@ -52,7 +54,7 @@ class Bench:
         self.batch += 1
         prefix = f"b{self.batch:02d}-"
         async with AsyncSimAdmin(self.sim_url) as admin:
-            await admin.configure(TLD, rate_limit=100000.0, burst=100000)
+            await admin.configure(TLD, rate_limit=self.rate, burst=max(1, int(self.rate)))
             await admin.seed_generated(TLD, n, prefix=prefix, expiry_from=EXPIRY, expiry_to=EXPIRY)
         return [f"{prefix}{i:06d}.{TLD}" for i in range(1, n + 1)]
 
