@@ -78,11 +78,22 @@ class Settings:
     registry_concurrency: Mapping[str, int] = field(default_factory=dict)
     registry_timeout_s: float = 10.0
     activity_timeout_s: float = 30.0
+    registry_max_attempts: int = 8  # per registry call, 429s excepted; 0: retry forever
     webhook_url: Secret | None = None
     api_token: Secret | None = None
     tlds: frozenset[str] = DEFAULT_TLDS
     log_level: str = "info"
     log_format: str = "auto"
+    report_dir: Path | None = None  # None: state_dir/reports
+    # readiness thresholds of the report (None: the defaults of reconciler.report.Thresholds)
+    report_min_shadow_match: float | None = None  # percent
+    report_min_success_rate: float | None = None  # percent
+    report_min_volume: int | None = None
+    report_runs: int | None = None
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.report_dir or self.state_dir / "reports"
 
     # -- where each part lives -------------------------------------------------------------
     @property
@@ -182,6 +193,21 @@ class _Reader:
             raise ConfigError(name, f"must be positive, got {value}")
         return value
 
+    def maybe_integer(self, name: str, low: int, high: int) -> int | None:
+        return None if self.get(name) is None else self.integer(name, low, low, high)
+
+    def percent(self, name: str) -> float | None:
+        raw = self.get(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw.rstrip("%"))
+        except ValueError:
+            raise ConfigError(name, f"must be a percentage, got {raw!r}") from None
+        if not 0 <= value <= 100:
+            raise ConfigError(name, f"must be between 0 and 100, got {value}")
+        return value
+
     def boolean(self, *names: str) -> bool:
         raw = self.get(*names)
         if raw is None:
@@ -242,6 +268,7 @@ class _Reader:
         cert = self.get("TEMPORAL_TLS_CLIENT_CERT_PATH")
         key = self.get("TEMPORAL_TLS_CLIENT_KEY_PATH")
         bootstrap = self.get("DUALRUN_FLAGS_BOOTSTRAP")
+        report_dir = self.get("DUALRUN_REPORT_DIR")
         return Settings(
             state_dir=state_dir,
             database_url=self.secret("DUALRUN_DATABASE_URL"),
@@ -271,9 +298,15 @@ class _Reader:
             registry_concurrency=concurrency,
             registry_timeout_s=self.number("DUALRUN_REGISTRY_TIMEOUT", 10.0),
             activity_timeout_s=self.number("DUALRUN_ACTIVITY_TIMEOUT", 30.0),
+            registry_max_attempts=self.integer("DUALRUN_REGISTRY_MAX_ATTEMPTS", 8, 0, 1000),
             webhook_url=self.secret("DUALRUN_WEBHOOK_URL"),
             api_token=self.secret("DUALRUN_API_TOKEN"),
             tlds=tlds,
             log_level=(self.get("DUALRUN_LOG_LEVEL") or "info").lower(),
             log_format=log_format,
+            report_dir=Path(report_dir).expanduser().resolve() if report_dir else None,
+            report_min_shadow_match=self.percent("DUALRUN_REPORT_MIN_SHADOW_MATCH"),
+            report_min_success_rate=self.percent("DUALRUN_REPORT_MIN_SUCCESS_RATE"),
+            report_min_volume=self.maybe_integer("DUALRUN_REPORT_MIN_VOLUME", 0, 10**9),
+            report_runs=self.maybe_integer("DUALRUN_REPORT_RUNS", 1, 366),
         )

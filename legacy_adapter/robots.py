@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import socket
 import time
@@ -32,6 +33,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from dualrun.billing import BillingLedger, charges_of_operation
+from dualrun.metrics import observe_renewal
 from dualrun.model import OperationStatus, add_years
 from dualrun.operations import OperationStore
 from dualrun.registry import RegistryClient
@@ -233,6 +235,8 @@ class LegacyEngine:
         except StepFailed as failure:
             status = await self._fail(row, owner, failure)
         self.stats.processed += 1
+        if status == OperationStatus.DONE:
+            observe_renewal("legacy", row["tld"], row["created_at"], dt.datetime.now(dt.UTC))
         if status.terminal:
             log.info(
                 "legacy.renewal.finished",

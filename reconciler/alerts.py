@@ -8,7 +8,7 @@ is alerted twice for one finding.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -24,6 +24,16 @@ FINDINGS_TOTAL = Counter(
     "dualrun_findings_total", "New reconciliation findings that alert", ["kind", "tld"]
 )
 WEBHOOK_FAILURES = Counter("dualrun_alert_webhook_failures_total", "Webhook deliveries given up")
+
+
+def prime(tlds: Iterable[str]) -> None:
+    """Export every alerting (kind, tld) at 0, so the first finding shows as an increase.
+
+    A labelled counter appears only when first incremented, at 1: `increase()` would miss it.
+    """
+    for kind in sorted(ALERTING):
+        for tld in sorted(tlds):
+            FINDINGS_TOTAL.labels(kind=kind.value, tld=tld)
 
 
 def announce(findings: Sequence[Finding], new_keys: set[str]) -> int:

@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
-from reconciler import checks, checks_state, store
+from reconciler import checks, checks_state, gauges, store
 from reconciler.alerts import Webhook, announce
 from reconciler.checks import CheckContext
 from reconciler.model import Finding, RunSummary, Window
@@ -47,6 +47,13 @@ class Reconciler:
     temporal: Client | None = None
     task_queue: str = "renewals"
     stuck_after: dt.timedelta = dt.timedelta(minutes=30)
+
+    async def refresh_gauges(self) -> None:
+        """Refresh the stuck-work gauge; a failure is logged, never fails the run."""
+        try:
+            await gauges.refresh_stuck(self.pool, self.stuck_after)
+        except Exception as exc:
+            log.warning("reconcile.gauges.failed", error=f"{type(exc).__name__}: {exc}"[:200])
 
     async def _check(self, check: Check, ctx: CheckContext) -> list[Finding]:
         async with self.pool.connection() as conn:
@@ -122,6 +129,8 @@ class Reconciler:
             duration_s=time.perf_counter() - started,
             details=tuple(found),
         )
+        gauges.LAST_RUN.labels(kind=kind).set_to_current_time()
+        await self.refresh_gauges()
         log.info(
             "reconcile.finished",
             run_id=run_id,

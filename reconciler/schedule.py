@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -24,6 +26,9 @@ from reconciler.store import RunAlreadyDone
 
 log = structlog.get_logger(__name__)
 
+# Called after each nightly run (the CLI writes its report); sweeps have none.
+AfterRun = Callable[[RunSummary], Awaitable[object]]
+
 
 @dataclass(frozen=True)
 class ScheduleConfig:
@@ -32,6 +37,7 @@ class ScheduleConfig:
     timezone: str = "UTC"
     sweep_every_s: float = 300.0
     catch_up_days: int = 7
+    shutdown_grace_s: float = 30.0  # on stop, how long a running job may take to finish
 
     @property
     def tz(self) -> ZoneInfo:
@@ -62,12 +68,24 @@ async def run_once(
         return await rec.run(window, kind, wait=True)
     except RunAlreadyDone:
         log.info("schedule.skipped", kind=kind, window=window.as_dict(), reason="already run")
+        await rec.refresh_gauges()  # every replica shows the stuck work as of now
         return None
 
 
-async def nightly(rec: Reconciler, config: ScheduleConfig) -> RunSummary | None:
+async def _nightly_of(
+    rec: Reconciler, day: dt.date, config: ScheduleConfig, after: AfterRun | None
+) -> RunSummary | None:
+    summary = await run_once(rec, day_window(day, config.tz), "nightly")
+    if summary is not None and after is not None:
+        await after(summary)
+    return summary
+
+
+async def nightly(
+    rec: Reconciler, config: ScheduleConfig, after: AfterRun | None = None
+) -> RunSummary | None:
     yesterday = dt.datetime.now(config.tz).date() - dt.timedelta(days=1)
-    return await run_once(rec, day_window(yesterday, config.tz), "nightly")
+    return await _nightly_of(rec, yesterday, config, after)
 
 
 async def sweep(rec: Reconciler, config: ScheduleConfig) -> RunSummary | None:
@@ -75,7 +93,9 @@ async def sweep(rec: Reconciler, config: ScheduleConfig) -> RunSummary | None:
     return await run_once(rec, window, "sweep", sweep=True)
 
 
-async def catch_up(rec: Reconciler, config: ScheduleConfig) -> list[dt.date]:
+async def catch_up(
+    rec: Reconciler, config: ScheduleConfig, after: AfterRun | None = None
+) -> list[dt.date]:
     """Run the nightly reconciliation of every recent day that has none."""
     today = dt.datetime.now(config.tz).date()
     days = [today - dt.timedelta(days=n) for n in range(config.catch_up_days, 0, -1)]
@@ -86,30 +106,43 @@ async def catch_up(rec: Reconciler, config: ScheduleConfig) -> list[dt.date]:
         done = {row[0].astimezone(config.tz).date() for row in await cur.fetchall()}
     ran = []
     for day in days:
-        if day not in done and await run_once(rec, day_window(day, config.tz), "nightly"):
+        if day not in done and await _nightly_of(rec, day, config, after):
             ran.append(day)
     if ran:
         log.info("schedule.caught_up", days=[d.isoformat() for d in ran])
     return ran
 
 
-async def serve(rec: Reconciler, config: ScheduleConfig, stop: asyncio.Event) -> None:
-    """Catch up, then run the schedule until `stop` is set."""
-    await catch_up(rec, config)
+async def serve(
+    rec: Reconciler, config: ScheduleConfig, stop: asyncio.Event, after: AfterRun | None = None
+) -> None:
+    """Catch up, then run the schedule until `stop` is set (`after` each nightly run)."""
+    await catch_up(rec, config, after)
+    in_flight: set[asyncio.Task[Any]] = set()
+
+    async def tracked(job: Callable[..., Awaitable[object]], *args: Any) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        in_flight.add(task)
+        try:
+            await job(*args)
+        finally:
+            in_flight.discard(task)
+
     scheduler = AsyncIOScheduler(timezone=config.tz)
     scheduler.add_job(
-        nightly,
+        tracked,
         CronTrigger(hour=config.nightly_hour, minute=config.nightly_minute, timezone=config.tz),
-        args=[rec, config],
+        args=[nightly, rec, config, after],
         id="nightly",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=3600,
     )
     scheduler.add_job(
-        sweep,
+        tracked,
         IntervalTrigger(seconds=config.sweep_every_s, timezone=config.tz),
-        args=[rec, config],
+        args=[sweep, rec, config],
         id="sweep",
         max_instances=1,
         coalesce=True,
@@ -124,5 +157,8 @@ async def serve(rec: Reconciler, config: ScheduleConfig, stop: asyncio.Event) ->
     try:
         await stop.wait()
     finally:
+        scheduler.pause()  # no new job; a running one finishes and records its run
+        if in_flight:
+            await asyncio.wait(set(in_flight), timeout=config.shutdown_grace_s)
         scheduler.shutdown(wait=False)
         log.info("schedule.stopped")

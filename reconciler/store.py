@@ -16,6 +16,8 @@ from dualrun.errors import DualrunError
 from reconciler.model import ALERTING, Finding, Window
 
 LOCK_KEY = 0x72636E  # "rcn": one reconciliation at a time across processes and replicas
+# scoped to the schema, like the migrations' lock: deployments sharing a database don't queue
+_SCOPE = "hashtext(coalesce(current_schema(), ''))"
 
 
 class RunInProgress(DualrunError):
@@ -35,16 +37,16 @@ async def exclusive(pool: AsyncConnectionPool, wait: bool) -> AsyncIterator[None
     """Hold the reconciliation advisory lock (session level, on a connection of its own)."""
     async with pool.connection() as conn:
         if wait:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            await conn.execute(f"SELECT pg_advisory_lock(%s, {_SCOPE})", (LOCK_KEY,))
         else:
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+            cur = await conn.execute(f"SELECT pg_try_advisory_lock(%s, {_SCOPE})", (LOCK_KEY,))
             row = await cur.fetchone()
             if not (row and row[0]):
                 raise RunInProgress()
         try:
             yield
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            await conn.execute(f"SELECT pg_advisory_unlock(%s, {_SCOPE})", (LOCK_KEY,))
 
 
 async def start_run(pool: AsyncConnectionPool, kind: str, window: Window) -> int:

@@ -10,7 +10,7 @@ import structlog
 
 from dualrun.runtime import services
 from dualrun.settings import Settings
-from reconciler.alerts import Webhook
+from reconciler.alerts import Webhook, prime
 from reconciler.run import Reconciler
 from reconciler.sources import ApiLedger, RegistryLedgerSource, SimulatorTableLedger
 
@@ -40,6 +40,7 @@ async def reconciler_from(
             log.warning("reconcile.temporal.unavailable", error=type(exc).__name__)
             temporal = None
         webhook = Webhook(settings.webhook_url.reveal() if settings.webhook_url else None)
+        prime(settings.tlds)
         yield Reconciler(
             pool=s.pool,
             ledger=ledger_source(settings, s.registry),

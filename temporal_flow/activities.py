@@ -3,6 +3,7 @@
 Every side effect carries the renewal's idempotency key: the charge key, and the registry
 client transaction id. A renew retried after an unknown outcome (a timeout, a worker killed)
 first reads the registry: an expiry already advanced by `years` means the renewal happened.
+So does a renew the workflow marks `verify_first` (a reset run's, or one scheduled again).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class RenewalActivities:
         expected = add_years(dt.date.fromisoformat(inp.current_expiry), inp.years).isoformat()
         resolved = RegistryRenewResult(expected, None, resolved_by_status=True)
         try:
-            if activity.info().attempt > 1 and await self._already_renewed(inp):
+            retried = activity.info().attempt > 1 or inp.verify_first
+            if retried and await self._already_renewed(inp):
                 log.info("renewal.resolved_by_status", domain=inp.domain, reason="retry")
                 return resolved
             result = await self.registry.renew(

@@ -11,6 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from dualrun.metrics import observe_renewal
 from temporal_flow.types import PlanInput, SyncInput
 
 _TERMINAL = ("done", "failed", "cancelled")
@@ -36,9 +37,11 @@ UPDATE operations SET status = %(status)s, workflow_id = %(workflow_id)s, run_id
        step = CASE WHEN %(status)s = 'done' THEN 'record' ELSE step END,
        finished_at = now(), updated_at = now()
 WHERE operation_id = %(operation_id)s
-RETURNING operation_id)
+RETURNING operation_id, tld, created_at, finished_at),
+logged AS (
 INSERT INTO operation_events (operation_id, event, detail)
-SELECT operation_id, %(event)s, %(detail)s FROM synced
+SELECT operation_id, %(event)s, %(detail)s FROM synced)
+SELECT tld, created_at, finished_at FROM synced
 """
 _EVENT = """
 INSERT INTO operation_events (operation_id, step, event, attempt, detail)
@@ -65,7 +68,13 @@ async def sync_operation(pool: AsyncConnectionPool, inp: SyncInput) -> None:
     params["event"] = f"workflow.{inp.status}"
     params["detail"] = Jsonb({"run_id": inp.run_id, "error_code": inp.error_code})
     async with pool.connection() as conn:
-        await conn.execute(_FINISH if inp.status in _TERMINAL else _START, params)
+        if inp.status not in _TERMINAL:
+            await conn.execute(_START, params)
+            return
+        cur = await conn.execute(_FINISH, params)
+        row = await cur.fetchone()
+    if row is not None and inp.status == "done":
+        observe_renewal("temporal", row[0], row[1], row[2])
 
 
 _STEP = """

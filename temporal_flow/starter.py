@@ -89,6 +89,7 @@ def renew_input(request: RenewalRequest, mode: RunMode, settings: Settings) -> R
         customer_id=request.customer_id,
         mode=mode,
         activity_timeout_s=settings.activity_timeout_s,
+        registry_max_attempts=settings.registry_max_attempts,
     )
 
 

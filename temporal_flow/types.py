@@ -24,6 +24,7 @@ class RenewInput:
     customer_id: str
     mode: RunMode = RunMode.LIVE
     activity_timeout_s: float = 30.0  # start-to-close of each registry and billing call
+    registry_max_attempts: int = 0  # attempts of each registry call (0: unbounded); 429s excepted
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class RegistryRenewInput:
     current_expiry: str
     years: int
     client_tx_id: str
+    verify_first: bool = False  # a renew may have been sent before: read the registry first
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
         PriceResult,
         RefundInput,
         RegistryRenewInput,
-        RenewInput,
         RegistryRenewResult,
+        RenewInput,
         RenewResult,
         RunMode,
     )

@@ -55,6 +55,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "DUALRUN_TEMPORAL_ADDRESS": settings.temporal_target,
         "DUALRUN_REGISTRY_TIMEOUT": str(settings.registry_timeout_s),
         "DUALRUN_ACTIVITY_TIMEOUT": str(settings.activity_timeout_s),
+        "DUALRUN_REGISTRY_MAX_ATTEMPTS": str(settings.registry_max_attempts),
         "DUALRUN_REGISTRY_RATE_LIMITS": ",".join(
             f"{tld}={rate}" for tld, rate in settings.registry_rate_limits.items()
         ),

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from dualrun.api import errors
+from dualrun.api import errors, reports
 from dualrun.api.routes import router
 from dualrun.db.pool import async_pool
 from dualrun.routing.dispatch import TemporalLink
@@ -49,4 +49,5 @@ def create_app(
     app.state.settings = settings
     errors.install(app, settings.secrets())
     app.include_router(router)
+    app.include_router(reports.router)
     return app

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.cli.options import metrics_options
+from dualrun.metrics import serve_metrics
 from dualrun.runtime import services, stop_on_signals
 from legacy_adapter.autorenew import BatchResult, create_batch, read_batch_file
 from legacy_adapter.robots import LegacyEngine, RobotConfig
@@ -42,6 +44,7 @@ _positive = click.FloatRange(min=0.01)
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=5, show_default=True)
 @click.option("--drain", is_flag=True, help="Exit once no legacy work is left.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
+@metrics_options
 @pass_app
 def legacy_engine(
     app: AppContext,
@@ -52,6 +55,8 @@ def legacy_engine(
     max_attempts: int,
     drain: bool,
     as_json: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the reference legacy engine: robots polling the operations table."""
     config = RobotConfig(
@@ -62,6 +67,7 @@ def legacy_engine(
         max_attempts=max_attempts,
         drain=drain,
     )
+    serve_metrics(metrics_port, metrics_host)
 
     async def run() -> dict[str, int]:
         stop = stop_on_signals()

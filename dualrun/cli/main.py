@@ -57,7 +57,9 @@ def _register() -> None:
         flags_cmd,
         legacy_cmd,
         reconcile_cmd,
+        relaunch_cmd,
         renewal_cmd,
+        report_cmd,
         route_cmd,
         serve_cmd,
         sim_cmd,
@@ -67,7 +69,7 @@ def _register() -> None:
 
     for module in (
         *(db_cmd, stack_cmd, sim_cmd, legacy_cmd, worker_cmd, reconcile_cmd),
-        *(renewal_cmd, route_cmd, flags_cmd, serve_cmd, demo_cmd),
+        *(renewal_cmd, route_cmd, flags_cmd, serve_cmd, demo_cmd, report_cmd, relaunch_cmd),
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

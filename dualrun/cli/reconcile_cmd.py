@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from functools import partial
+from pathlib import Path
 
 import click
 
 from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.cli.options import metrics_options
 from dualrun.errors import InvalidInput
+from dualrun.metrics import serve_metrics
 from reconciler.model import RunSummary, Window
+from reconciler.report.store import write_after_run
 from reconciler.run import SWEEP_CHECKS
 from reconciler.wiring import reconciler_from
 
@@ -64,13 +69,14 @@ def reconcile(
     """Compare what both engines did over a window; record findings, alert on new ones."""
     window = window_of(since, until)
 
-    async def run() -> RunSummary:
+    async def run() -> tuple[RunSummary, dict[str, Path] | None]:
         async with reconciler_from(
             app.settings, stuck_after=dt.timedelta(minutes=stuck_after)
         ) as rec:
-            return await rec.run(window, "manual", wait=wait)
+            summary = await rec.run(window, "manual", wait=wait)
+            return summary, await write_after_run(app.settings, rec.pool, summary)
 
-    summary = asyncio.run(run())
+    summary, report = asyncio.run(run())
     lines = [
         f"run {summary.run_id}: {summary.operations} operations, "
         f"{summary.new_findings} new findings, {summary.duration_s:.2f} s",
@@ -78,7 +84,10 @@ def reconcile(
     ]
     if details:
         lines += [f"  - [{f.severity}] {f.kind}: {f.summary}" for f in summary.details]
-    emit(summary.as_dict(details=details), as_json, "\n".join(lines))
+    lines.append(f"report: {report['html']}" if report else "report: not written (see log)")
+    doc = summary.as_dict(details=details)
+    doc["report"] = {fmt: str(path) for fmt, path in report.items()} if report else None
+    emit(doc, as_json, "\n".join(lines))
 
 
 @click.command("duplicates")
@@ -134,9 +143,24 @@ def _clock(raw: str) -> tuple[int, int]:
     show_default=True,
     help="Nightly runs missed in these last days are run on start.",
 )
+@click.option(
+    "--stuck-after",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Minutes after which an unfinished operation is stuck.",
+)
+@metrics_options
 @pass_app
 def scheduler(
-    app: AppContext, nightly_at: str, timezone: str, sweep_every: float, catch_up_days: int
+    app: AppContext,
+    nightly_at: str,
+    timezone: str,
+    sweep_every: float,
+    catch_up_days: int,
+    stuck_after: float,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the nightly reconciliation and the duplicate sweep on a schedule (replica-safe)."""
     from zoneinfo import ZoneInfoNotFoundError
@@ -150,11 +174,14 @@ def scheduler(
         config.tz  # noqa: B018 - validates the name
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput("timezone", f"unknown time zone {timezone!r}") from None
+    serve_metrics(metrics_port, metrics_host)
 
     async def run() -> None:
         stop = stop_on_signals()
-        async with reconciler_from(app.settings) as rec:
-            await serve(rec, config, stop)
+        async with reconciler_from(
+            app.settings, stuck_after=dt.timedelta(minutes=stuck_after)
+        ) as rec:
+            await serve(rec, config, stop, partial(write_after_run, app.settings, rec.pool))
 
     asyncio.run(run())
 

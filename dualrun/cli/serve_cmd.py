@@ -12,7 +12,7 @@ from dualrun.cli.main import AppContext, pass_app
 @click.option("--port", type=click.IntRange(1, 65535), default=8700, show_default=True)
 @pass_app
 def serve(app: AppContext, host: str, port: int) -> None:
-    """Serve the renewal API: submit, status, cancel, route explain, flags, /metrics, /healthz.
+    """Serve the API: submit, status, cancel, route explain, flags, reports, metrics, health.
 
     Mutating calls need `Authorization: Bearer $DUALRUN_API_TOKEN` (refused with 503 when no
     token is configured). OpenAPI description at /openapi.json, docs at /docs.

@@ -7,6 +7,8 @@ import asyncio
 import click
 
 from dualrun.cli.main import AppContext, pass_app
+from dualrun.cli.options import metrics_options
+from dualrun.metrics import serve_metrics
 from dualrun.runtime import services, stop_on_signals
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.starter import connect
@@ -28,8 +30,16 @@ from temporal_flow.worker import WorkerOptions, queue_names, run_workers
     show_default=True,
     help="Seconds running activities get to finish on SIGTERM.",
 )
+@metrics_options
 @pass_app
-def worker(app: AppContext, queues: str, drain: bool, graceful_timeout: float) -> None:
+def worker(
+    app: AppContext,
+    queues: str,
+    drain: bool,
+    graceful_timeout: float,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Run the renewal workflow and activity workers until SIGTERM (or drained)."""
     chosen = tuple(q.strip() for q in queues.split(",") if q.strip())
     known = queue_names(app.settings)
@@ -39,6 +49,7 @@ def worker(app: AppContext, queues: str, drain: bool, graceful_timeout: float) -
                 f"unknown queue {q!r} (known: {', '.join(known)})", param_hint="--queues"
             )
     options = WorkerOptions(queues=chosen, graceful_shutdown_s=graceful_timeout)
+    serve_metrics(metrics_port, metrics_host)
 
     async def run() -> None:
         stop = stop_on_signals()

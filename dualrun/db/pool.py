@@ -1,4 +1,9 @@
-"""psycopg pools and connection strings. Nothing connects at import time."""
+"""psycopg pools and connection strings. Nothing connects at import time.
+
+Pools check each connection as they hand it out (one empty round trip): after a database
+restart or a terminated backend, a dead connection is replaced instead of failing its next
+user once per pooled connection.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,14 @@ def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[dict[st
 def sync_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 8, name: str = "dualrun"
 ) -> ConnectionPool:
-    pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, name=name, open=False)
+    pool = ConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        check=ConnectionPool.check_connection,
+    )
     pool.open(wait=True, timeout=30)
     return pool
 
@@ -37,6 +49,13 @@ async def async_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "dualrun"
 ) -> AsyncConnectionPool:
     """An opened async pool; the caller closes it (`await pool.close()`)."""
-    pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size, name=name, open=False)
+    pool = AsyncConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+    )
     await pool.open(wait=True, timeout=30)
     return pool

@@ -28,6 +28,7 @@ from ops import stack
 from ops.processes import ServiceStatus
 from ops.registry_sim.admin import SimAdmin
 from reconciler.model import Window
+from reconciler.report.store import write_after_run
 from reconciler.wiring import reconciler_from
 
 log = structlog.get_logger(__name__)
@@ -167,6 +168,7 @@ async def conclude(
         reconciled = await rec.run(window, "manual", wait=True)
         figures = await summary.engines(rec.pool, domains.run)
         plans = await summary.shadow_plans(rec.pool, domains.run)
+        reports = await write_after_run(settings, rec.pool, reconciled)
     shadow_expected = sum(1 for r in domains.routed if FLAGS[r.tld][0] == Mode.SHADOW)
     document: dict[str, Any] = {
         "run": domains.run,
@@ -176,10 +178,11 @@ async def conclude(
         "shadow_plans": plans,
         "invariants": summary.invariants(figures, reconciled, duplicated, shadow_expected, plans),
     }
-    out = settings.state_dir / "reports" / f"demo-{domains.run}.json"
+    out = settings.reports_dir / f"demo-{domains.run}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    document["report"] = str(out)
+    document["report"] = str(reports["html"]) if reports and "html" in reports else str(out)
+    document["summary_file"] = str(out)
     return document
 
 

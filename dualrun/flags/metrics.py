@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 from dualrun.flags.model import FlagSourceKind
+from dualrun.model import Mode
 
 FLAG_SOURCE = Gauge(
     "dualrun_flag_source",
@@ -31,6 +32,8 @@ DISPATCH_FAILURES = Counter(
     "Workflow starts that failed after the decision was committed (row left todo)",
     ["mode"],
 )
+for _mode in (Mode.TEMPORAL, Mode.SHADOW):  # exported at 0: the first failure is an increase
+    DISPATCH_FAILURES.labels(mode=_mode.value)
 
 
 def show_source(current: FlagSourceKind) -> None:

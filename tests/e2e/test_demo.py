@@ -67,6 +67,8 @@ def test_demo_runs_to_its_summary_and_holds_its_invariants(demo_env: dict[str, s
         assert engine["p50_s"] is not None and engine["p95_s"] >= engine["p50_s"]
     assert summary["invariants"] and all(summary["invariants"].values())
     assert summary["findings"].get("duplicate_operation", 0) >= 1  # the injected duplicates
-    assert Path(summary["report"]).exists()
+    report = Path(summary["report"])
+    assert report.suffix == ".html" and report.exists()
+    assert "<svg" in report.read_text()  # the charts of the run's report
     for port in ("DUALRUN_PG_PORT", "DUALRUN_TEMPORAL_PORT", "DUALRUN_REGISTRY_SIM_PORT"):
         assert not port_open("127.0.0.1", int(demo_env[port])), f"{port} still open"

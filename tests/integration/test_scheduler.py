@@ -18,7 +18,12 @@ pytestmark = pytest.mark.integration
 
 async def test_two_schedulers_run_each_job_once(h: Harness, tmp_path: Path) -> None:
     """Two replicas started together: each nightly catch-up day and sweep tick ran once."""
-    env = {"PATH": os.environ.get("PATH", ""), **worker_env(h.settings)}
+    reports = tmp_path / "reports"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        **worker_env(h.settings),
+        "DUALRUN_REPORT_DIR": str(reports),
+    }
     cmd = [
         sys.executable,
         "-m",
@@ -54,11 +59,15 @@ async def test_two_schedulers_run_each_job_once(h: Harness, tmp_path: Path) -> N
         codes = [p.wait(30) for p in procs]
     logs = "\n".join((tmp_path / f"scheduler{i}.log").read_text() for i in range(2))
     assert codes == [0, 0], logs[-3000:]
-    runs = await h.query("SELECT kind, window_start, window_end, status FROM reconciliation_runs")
+    runs = await h.query(
+        "SELECT run_id, kind, window_start, window_end, status FROM reconciliation_runs"
+    )
     nightly = [r for r in runs if r["kind"] == "nightly"]
     sweeps = [r for r in runs if r["kind"] == "sweep"]
     assert len(nightly) == 3 and len({r["window_start"] for r in nightly}) == 3
     assert len({(r["window_start"], r["window_end"]) for r in sweeps}) == len(sweeps)
     assert all(r["status"] == "ok" for r in runs)
     assert "schedule.skipped" in logs  # the other replica found the run already done
+    written = {p.name for p in reports.glob("run-*.html")}
+    assert written == {f"run-{r['run_id']}.html" for r in nightly}  # a report per nightly run
     await asyncio.sleep(0)

@@ -1,0 +1,129 @@
+"""Reconciliation reports over HTTP (read-only, no token): the list of runs, the latest report,
+a run's report as HTML (default), Markdown or JSON. Stored files are served as they are; a run
+without one gets its report built on the fly (nothing is written)."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from psycopg.rows import dict_row
+
+from dualrun.api.errors import ApiError, ErrorBody
+from reconciler.report import MEDIA_TYPES, RunNotFound, flag_info, load
+from reconciler.report.model import FlagInfo
+from reconciler.report.render_html import CSP
+
+router = APIRouter(tags=["reports"])
+_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+_FORMATS = {"text/html": "html", "application/json": "json", "text/markdown": "md"}
+
+ReportFormat = Literal["html", "md", "json"]
+_ALL = {"html", "md", "json"}
+FormatQuery = Annotated[
+    ReportFormat | None,
+    Query(alias="format", description="html (default), md or json; else the Accept header"),
+]
+
+_RUNS = """
+SELECT run_id, kind, status, window_start, window_end, finished_at, operations, counts,
+       new_findings
+FROM reconciliation_runs WHERE %(sweeps)s OR kind <> 'sweep'
+ORDER BY run_id DESC LIMIT %(limit)s
+"""
+
+
+def _negotiate(request: Request, given: str | None, default: str, allowed: set[str]) -> str:
+    """`?format=` first; else the one format the Accept header names; else the default."""
+    if given is not None:
+        return given
+    accept = request.headers.get("accept", "")
+    named = {fmt for media, fmt in _FORMATS.items() if media in accept and fmt in allowed}
+    return named.pop() if len(named) == 1 else default
+
+
+def _links(run_id: int) -> dict[str, str]:
+    base = f"/reports/{run_id}"
+    return {"html": base, "md": f"{base}?format=md", "json": f"{base}?format=json"}
+
+
+def _list_page(runs: list[dict[str, Any]]) -> str:
+    esc = html.escape
+    rows = "".join(
+        f'<tr><td><a href="{esc(r["links"]["html"])}">run {r["run_id"]}</a></td>'
+        f"<td>{esc(str(r['kind']))}</td><td>{esc(str(r['status']))}</td>"
+        f"<td>{esc(str(r['window_start']))} → {esc(str(r['window_end']))}</td>"
+        f"<td>{esc(str(r['operations']))}</td><td>{esc(str(r['findings']))}</td>"
+        f'<td><a href="{esc(r["links"]["md"])}">md</a> '
+        f'<a href="{esc(r["links"]["json"])}">json</a></td></tr>'
+        for r in runs
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<title>dualrun reports</title><style>body{font:14px system-ui,sans-serif;margin:24px}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px}</style>"
+        '</head><body><h1>Reconciliation reports</h1><p><a href="/reports/latest">latest</a></p>'
+        "<table><thead><tr><th>run</th><th>kind</th><th>status</th><th>window</th>"
+        f"<th>operations</th><th>findings</th><th>other formats</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></body></html>"
+    )
+
+
+@router.get("/reports", summary="Reconciliation runs, newest first, with links to their reports")
+async def list_reports(
+    request: Request,
+    fmt: Annotated[Literal["json", "html"] | None, Query(alias="format")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    sweeps: Annotated[bool, Query(description="include the duplicate sweeps")] = False,
+) -> Response:
+    async with request.app.state.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_RUNS, {"sweeps": sweeps, "limit": limit})
+        rows = await cur.fetchall()
+    runs = [
+        {
+            "run_id": r["run_id"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "window_start": r["window_start"].isoformat(),
+            "window_end": r["window_end"].isoformat(),
+            "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+            "operations": r["operations"],
+            "findings": sum((r["counts"] or {}).values()),
+            "new_findings": r["new_findings"],
+            "links": _links(r["run_id"]),
+        }
+        for r in rows
+    ]
+    if _negotiate(request, fmt, "json", {"json", "html"}) == "html":
+        return HTMLResponse(_list_page(runs), headers=_HEADERS)
+    return JSONResponse({"latest": "/reports/latest", "runs": runs})
+
+
+async def _report(request: Request, run_id: int | None, fmt: str) -> Response:
+    settings = request.app.state.settings
+
+    async def flags() -> FlagInfo:
+        return flag_info(request.app.state.chain.read(), settings.tlds)
+
+    try:
+        _, text = await load(request.app.state.pool, settings, run_id, fmt, flags=flags)
+    except RunNotFound as exc:
+        raise ApiError(404, "not_found", str(exc), "run_id") from None
+    return Response(text, media_type=MEDIA_TYPES[fmt], headers=_HEADERS)
+
+
+@router.get("/reports/latest", responses=_NOT_FOUND, summary="The latest full run's report")
+async def latest_report(request: Request, fmt: FormatQuery = None) -> Response:
+    return await _report(request, None, _negotiate(request, fmt, "html", _ALL))
+
+
+@router.get("/reports/{run_id}", responses=_NOT_FOUND, summary="A reconciliation run's report")
+async def run_report(request: Request, run_id: str, fmt: FormatQuery = None) -> Response:
+    if not run_id.isdigit() or len(run_id) > 18:
+        message = f"report: no reconciliation run {run_id[:40]!r}"
+        raise ApiError(404, "not_found", message, "run_id")
+    return await _report(request, int(run_id), _negotiate(request, fmt, "html", _ALL))

@@ -1,0 +1,259 @@
+"""The report's figures, each from one set-based statement over the run's window (and over the
+windows of the last full runs for the trend and the readiness verdict).
+
+Shadow mismatches are the `shadow_mismatch` findings (stable key `shadow_mismatch:<key>`) found
+by this run or an earlier one, so a report of any run, regenerated later, gives the same rate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from dualrun.errors import DualrunError
+from reconciler.report.model import (
+    Durations,
+    EngineFigures,
+    Figures,
+    FindingRow,
+    HistoryPoint,
+    RunInfo,
+    ShadowFigures,
+    Trail,
+)
+
+MAX_FINDINGS = 200  # listed in the report; the counts cover them all
+
+
+class RunNotFound(DualrunError):
+    def __init__(self, run_id: int | None) -> None:
+        super().__init__(
+            "report: no reconciliation run yet"
+            if run_id is None
+            else f"report: no reconciliation run {run_id}"
+        )
+        self.run_id = run_id
+
+
+_RUN = """
+SELECT run_id, kind, status, window_start AS since, window_end AS until, started_at,
+       finished_at, operations, counts, new_findings, error
+FROM reconciliation_runs WHERE run_id = %(run)s
+"""
+_LATEST = """
+SELECT run_id FROM reconciliation_runs
+ORDER BY (kind <> 'sweep') DESC, (status <> 'running') DESC, run_id DESC LIMIT 1
+"""
+_VOLUMES = """
+WITH o AS (
+    SELECT tld, engine, status,
+           CASE WHEN finished_at IS NOT NULL
+                THEN extract(epoch FROM finished_at - created_at)::float8 END AS secs
+    FROM operations WHERE created_at >= %(since)s AND created_at < %(until)s)
+SELECT tld, engine, count(*) AS total,
+       count(*) FILTER (WHERE status = 'done') AS done,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+       count(*) FILTER (WHERE status NOT IN ('done', 'failed', 'cancelled')) AS open,
+       count(secs) AS finished, min(secs) AS min, max(secs) AS max,
+       percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.95, 0.99]) WITHIN GROUP (ORDER BY secs) AS pct
+FROM o GROUP BY tld, engine ORDER BY tld, engine
+"""
+# A finding on several engines ("legacy,temporal") counts for each; no engine: "unknown".
+_FINDINGS_BY_ENGINE = """
+SELECT coalesce(f.tld, 'unknown') AS tld, e.engine, f.kind, count(*) AS n
+FROM findings f
+CROSS JOIN LATERAL unnest(string_to_array(coalesce(f.engine, 'unknown'), ',')) AS e(engine)
+WHERE f.first_run_id = %(run)s OR f.last_run_id = %(run)s
+GROUP BY 1, 2, 3
+"""
+_KINDS = """
+SELECT kind, severity, count(*) AS n FROM findings
+WHERE first_run_id = %(run)s OR last_run_id = %(run)s
+GROUP BY kind, severity ORDER BY kind
+"""
+_FINDINGS = """
+SELECT finding_key AS key, kind, severity, tld, engine, summary, idempotency_key,
+       operation_ids, first_run_id = %(run)s AS new
+FROM findings WHERE first_run_id = %(run)s OR last_run_id = %(run)s
+ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, finding_key
+LIMIT %(limit)s
+"""
+_SHADOW = """
+SELECT o.tld,
+       count(DISTINCT p.idempotency_key) FILTER (WHERE o.status IN ('done', 'failed')) AS compared,
+       count(DISTINCT f.finding_key) FILTER (WHERE o.status IN ('done', 'failed')) AS mismatched,
+       count(DISTINCT p.idempotency_key) FILTER (WHERE o.status NOT IN ('done', 'failed')
+                                                   AND o.status <> 'cancelled') AS pending
+FROM operations o
+JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key
+LEFT JOIN findings f ON f.finding_key = 'shadow_mismatch:' || p.idempotency_key
+                    AND f.first_run_id <= %(run)s
+WHERE o.engine = 'legacy' AND o.created_at >= %(since)s AND o.created_at < %(until)s
+GROUP BY o.tld ORDER BY o.tld
+"""
+_HISTORY_RUNS = """
+SELECT run_id, kind, window_start AS since, window_end AS until FROM reconciliation_runs
+WHERE run_id <= %(run)s AND kind <> 'sweep' AND status = 'ok'
+ORDER BY run_id DESC LIMIT %(runs)s
+"""
+_HISTORY_FINDINGS = """
+SELECT r.run_id, f.severity, count(*) AS n
+FROM unnest(%(ids)s::bigint[]) AS r(run_id)
+JOIN findings f ON f.first_run_id = r.run_id OR f.last_run_id = r.run_id
+GROUP BY r.run_id, f.severity
+"""
+_HISTORY_SHADOW = """
+SELECT r.run_id, o.tld, count(DISTINCT p.idempotency_key) AS compared,
+       count(DISTINCT f.finding_key) AS mismatched
+FROM reconciliation_runs r
+JOIN operations o ON o.created_at >= r.window_start AND o.created_at < r.window_end
+JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key
+LEFT JOIN findings f ON f.finding_key = 'shadow_mismatch:' || p.idempotency_key
+                    AND f.first_run_id <= r.run_id
+WHERE r.run_id = ANY(%(ids)s) AND o.engine = 'legacy' AND o.status IN ('done', 'failed')
+GROUP BY r.run_id, o.tld
+"""
+# The distinct operations of the last runs' windows (windows of manual reruns may overlap).
+_TRAIL_OPS = """
+WITH w AS (SELECT window_start, window_end FROM reconciliation_runs WHERE run_id = ANY(%(ids)s)),
+o AS (SELECT * FROM operations o  -- the outer bounds let the created_at index narrow it
+      WHERE o.created_at >= (SELECT min(window_start) FROM w)
+        AND o.created_at < (SELECT max(window_end) FROM w)
+        AND EXISTS (SELECT 1 FROM w WHERE o.created_at >= w.window_start
+                                      AND o.created_at < w.window_end))
+SELECT o.tld,
+       count(*) FILTER (WHERE o.engine = 'temporal' AND o.status = 'done') AS temporal_done,
+       count(*) FILTER (WHERE o.engine = 'temporal' AND o.status = 'failed') AS temporal_failed,
+       count(DISTINCT p.idempotency_key) FILTER (WHERE o.engine = 'legacy'
+                                                   AND o.status IN ('done', 'failed')) AS compared,
+       count(DISTINCT f.finding_key) FILTER (WHERE o.engine = 'legacy'
+                                               AND o.status IN ('done', 'failed')) AS mismatched
+FROM o
+LEFT JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key
+LEFT JOIN findings f ON f.finding_key = 'shadow_mismatch:' || p.idempotency_key
+                    AND f.first_run_id <= %(run)s
+GROUP BY o.tld
+"""
+# A finding belongs to the last runs when its life (first..last run) overlaps them.
+_TRAIL_CRITICAL = """
+SELECT coalesce(tld, 'unknown') AS tld,
+       count(*) FILTER (WHERE engine IS DISTINCT FROM 'legacy') AS critical,
+       count(*) FILTER (WHERE engine = 'legacy') AS critical_legacy
+FROM findings
+WHERE severity = 'critical' AND first_run_id <= %(last)s AND last_run_id >= %(first)s
+GROUP BY 1
+"""
+
+
+async def _rows(conn: AsyncConnection[Any], sql: str, **params: Any) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql, params)
+    return await cur.fetchall()
+
+
+async def latest_run_id(pool: AsyncConnectionPool) -> int:
+    """The latest full run (nightly or manual; a finished one first), else the latest sweep."""
+    async with pool.connection() as conn:
+        rows = await _rows(conn, _LATEST)
+    if not rows:
+        raise RunNotFound(None)
+    return int(rows[0]["run_id"])
+
+
+async def run_info(conn: AsyncConnection[Any], run_id: int) -> RunInfo:
+    rows = await _rows(conn, _RUN, run=run_id)
+    if not rows:
+        raise RunNotFound(run_id)
+    r = rows[0]
+    return RunInfo(**{**r, "counts": dict(r["counts"] or {})})
+
+
+def _durations(r: dict[str, Any]) -> Durations:
+    p25, p50, p75, p95, p99 = r["pct"] or [None] * 5
+    return Durations(r["finished"], r["min"], p25, p50, p75, p95, p99, r["max"])
+
+
+async def _engines(conn: AsyncConnection[Any], run: RunInfo) -> tuple[EngineFigures, ...]:
+    found: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for r in await _rows(conn, _FINDINGS_BY_ENGINE, run=run.run_id):
+        found[(r["tld"], r["engine"])][r["kind"]] = int(r["n"])
+    out: dict[tuple[str, str], EngineFigures] = {}
+    for r in await _rows(conn, _VOLUMES, since=run.since, until=run.until):
+        key = (r["tld"], r["engine"])
+        out[key] = EngineFigures(
+            r["tld"],
+            r["engine"],
+            total=int(r["total"]),
+            done=int(r["done"]),
+            failed=int(r["failed"]),
+            cancelled=int(r["cancelled"]),
+            open=int(r["open"]),
+            durations=_durations(r),
+            findings=found[key],
+        )
+    for (tld, engine), kinds in found.items():  # findings of an engine without operations
+        out.setdefault((tld, engine), EngineFigures(tld, engine, findings=kinds))
+    return tuple(out[k] for k in sorted(out))
+
+
+async def _history(conn: AsyncConnection[Any], run_id: int, runs: int) -> tuple[HistoryPoint, ...]:
+    points = list(reversed(await _rows(conn, _HISTORY_RUNS, run=run_id, runs=runs)))
+    ids = [p["run_id"] for p in points]
+    findings: dict[int, dict[str, int]] = defaultdict(dict)
+    for r in await _rows(conn, _HISTORY_FINDINGS, ids=ids):
+        findings[r["run_id"]][r["severity"]] = int(r["n"])
+    shadow: dict[int, dict[str, ShadowFigures]] = defaultdict(dict)
+    for r in await _rows(conn, _HISTORY_SHADOW, ids=ids):
+        shadow[r["run_id"]][r["tld"]] = ShadowFigures(r["tld"], r["compared"], r["mismatched"])
+    return tuple(
+        HistoryPoint(**p, findings=findings[p["run_id"]], shadow=shadow[p["run_id"]])
+        for p in points
+    )
+
+
+async def _trail(
+    conn: AsyncConnection[Any], run_id: int, history: tuple[HistoryPoint, ...]
+) -> tuple[Trail, ...]:
+    if not history:
+        return ()
+    ids = [p.run_id for p in history]
+    by_tld: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in await _rows(conn, _TRAIL_OPS, ids=ids, run=run_id):
+        by_tld[r["tld"]].update(
+            temporal_done=r["temporal_done"],
+            temporal_failed=r["temporal_failed"],
+            shadow_compared=r["compared"],
+            shadow_mismatched=r["mismatched"],
+        )
+    for r in await _rows(conn, _TRAIL_CRITICAL, first=min(ids), last=max(ids)):
+        by_tld[r["tld"]].update(critical=r["critical"], critical_legacy=r["critical_legacy"])
+    return tuple(Trail(tld, len(ids), **by_tld[tld]) for tld in sorted(by_tld))
+
+
+async def collect(pool: AsyncConnectionPool, run_id: int, *, runs: int = 7) -> Figures:
+    """Every figure of run `run_id`'s report; `runs`: how many full runs the trend covers."""
+    async with pool.connection() as conn:  # one snapshot: the figures agree with each other
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        run = await run_info(conn, run_id)
+        engines = await _engines(conn, run)
+        shadow = tuple(
+            ShadowFigures(r["tld"], r["compared"], r["mismatched"], r["pending"])
+            for r in await _rows(conn, _SHADOW, run=run_id, since=run.since, until=run.until)
+        )
+        kinds = await _rows(conn, _KINDS, run=run_id)
+        rows = await _rows(conn, _FINDINGS, run=run_id, limit=MAX_FINDINGS)
+        history = await _history(conn, run_id, runs)
+        trail = await _trail(conn, run_id, history)
+    findings = tuple(
+        FindingRow(**{**r, "operation_ids": tuple(r["operation_ids"] or ())}) for r in rows
+    )
+    by_kind = {r["kind"]: int(r["n"]) for r in kinds}
+    severities: dict[str, int] = defaultdict(int)
+    for r in kinds:
+        severities[r["severity"]] += int(r["n"])
+    return Figures(run, engines, shadow, findings, by_kind, dict(severities), history, trail)

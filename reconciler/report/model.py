@@ -1,0 +1,239 @@
+"""The figures of a reconciliation report: plain frozen values, JSON-ready through `as_dict`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ENGINES = ("legacy", "temporal")
+SEVERITIES = ("critical", "warning", "info")
+
+
+def rate(part: int, whole: int) -> float | None:
+    """part/whole as a percentage, None when there is nothing to divide."""
+    return None if whole <= 0 else round(100.0 * part / whole, 4)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    kind: str
+    status: str
+    since: dt.datetime
+    until: dt.datetime
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    operations: int | None
+    counts: Mapping[str, int]
+    new_findings: int | None
+    error: str | None
+
+    @property
+    def full(self) -> bool:
+        """A run of every check (a sweep only looks for duplicates and double charges)."""
+        return self.kind != "sweep"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["counts"] = dict(self.counts)
+        for name in ("since", "until", "started_at", "finished_at"):
+            value = getattr(self, name)
+            out[name] = value.isoformat() if value else None
+        return out
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Seconds from created_at to finished_at of the finished operations."""
+
+    count: int = 0
+    min: float | None = None
+    p25: float | None = None
+    p50: float | None = None
+    p75: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class EngineFigures:
+    """One TLD and engine over the run's window."""
+
+    tld: str
+    engine: str
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    open: int = 0
+    durations: Durations = field(default_factory=Durations)
+    findings: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def success_rate(self) -> float | None:
+        """done / (done + failed); cancelled and unfinished operations are left out."""
+        return rate(self.done, self.done + self.failed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tld": self.tld,
+            "engine": self.engine,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "open": self.open,
+            "success_rate": self.success_rate,
+            "durations_s": self.durations.as_dict(),
+            "findings": dict(sorted(self.findings.items())),
+        }
+
+
+@dataclass(frozen=True)
+class ShadowFigures:
+    """Legacy operations of a TLD that have a shadow plan: compared (legacy done or failed),
+    mismatched (a `shadow_mismatch` finding), pending (legacy not finished yet)."""
+
+    tld: str
+    compared: int = 0
+    mismatched: int = 0
+    pending: int = 0
+
+    @property
+    def match_rate(self) -> float | None:
+        return rate(self.compared - self.mismatched, self.compared)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "match_rate": self.match_rate}
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    key: str
+    kind: str
+    severity: str
+    tld: str | None
+    engine: str | None
+    summary: str
+    idempotency_key: str | None
+    operation_ids: tuple[str, ...]
+    new: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "operation_ids": list(self.operation_ids)}
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One of the last full runs: its findings by severity and its shadow figures per TLD."""
+
+    run_id: int
+    kind: str
+    since: dt.datetime
+    until: dt.datetime
+    findings: Mapping[str, int]
+    shadow: Mapping[str, ShadowFigures]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "findings": {s: self.findings.get(s, 0) for s in SEVERITIES},
+            "shadow": {t: s.as_dict() for t, s in sorted(self.shadow.items())},
+        }
+
+
+@dataclass(frozen=True)
+class Trail:
+    """A TLD over the last full runs (distinct operations of their windows): what the
+    readiness verdict is decided on."""
+
+    tld: str
+    runs: int = 0
+    temporal_done: int = 0
+    temporal_failed: int = 0
+    shadow_compared: int = 0
+    shadow_mismatched: int = 0
+    critical: int = 0  # critical findings not on legacy alone: they block the next step
+    critical_legacy: int = 0  # legacy's own (the reason for the move): shown, never blocking
+
+    @property
+    def temporal_finished(self) -> int:
+        return self.temporal_done + self.temporal_failed
+
+    @property
+    def temporal_success(self) -> float | None:
+        return rate(self.temporal_done, self.temporal_finished)
+
+    @property
+    def shadow_match(self) -> float | None:
+        return rate(self.shadow_compared - self.shadow_mismatched, self.shadow_compared)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "temporal_success_rate": self.temporal_success,
+            "shadow_match_rate": self.shadow_match,
+        }
+
+
+@dataclass(frozen=True)
+class FlagRow:
+    tld: str
+    mode: str
+    rollout: int | None
+
+
+@dataclass(frozen=True)
+class FlagInfo:
+    """The routing flag per TLD as `flags show` reads it; available False: it could not be
+    read (`detail` says why)."""
+
+    available: bool
+    source: str | None = None
+    enabled: bool = False
+    detail: str = ""
+    rows: tuple[FlagRow, ...] = ()
+
+    def row(self, tld: str) -> FlagRow | None:
+        return next((r for r in self.rows if r.tld == tld), None) if self.available else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "source": self.source,
+            "enabled": self.enabled,
+            "detail": self.detail,
+            "tlds": [asdict(r) for r in self.rows],
+        }
+
+
+@dataclass(frozen=True)
+class Figures:
+    run: RunInfo
+    engines: tuple[EngineFigures, ...]
+    shadow: tuple[ShadowFigures, ...]
+    findings: tuple[FindingRow, ...]  # the first MAX_FINDINGS, critical first
+    by_kind: Mapping[str, int]
+    by_severity: Mapping[str, int]
+    history: tuple[HistoryPoint, ...]
+    trail: tuple[Trail, ...]
+
+    @property
+    def findings_total(self) -> int:
+        return sum(self.by_kind.values())
+
+    def trail_of(self, tld: str) -> Trail:
+        return next((t for t in self.trail if t.tld == tld), Trail(tld, len(self.history)))
+
+    @property
+    def tlds(self) -> tuple[str, ...]:
+        return tuple(sorted({e.tld for e in self.engines} | {s.tld for s in self.shadow}))

@@ -1,0 +1,121 @@
+"""The report as Markdown, for chat and mail. Every value from data goes through `md`: Markdown
+punctuation backslash-escaped, angle brackets and ampersands as entities, lines joined."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from reconciler.report.charts import secs
+from reconciler.report.model import SEVERITIES
+
+if TYPE_CHECKING:
+    from reconciler.report.build import Report
+
+_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+VERDICT_MARK = {"ready": "🟢", "hold": "🟡", "blocked": "🔴"}
+
+
+def md(value: object) -> str:
+    """Safe inline Markdown text (table cells included) for any value."""
+    text = " ".join(str(value).split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(md(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _run_line(report: Report) -> str:
+    run = report.figures.run
+    parts = [
+        f"window {run.since.isoformat()} → {run.until.isoformat()}",
+        f"status {run.status}",
+        f"{run.operations if run.operations is not None else '-'} operations",
+        f"{report.figures.findings_total} findings ({run.new_findings or 0} new)",
+    ]
+    return md(" · ".join(parts))
+
+
+def render_md(report: Report) -> str:
+    f = report.figures
+    run = f.run
+    out = [f"# Reconciliation report: run {run.run_id} ({md(run.kind)})", "", _run_line(report)]
+    if run.error:
+        out += ["", f"**Run error:** {md(run.error)}"]
+    if not run.full:
+        out += ["", "_A sweep checks duplicates and double charges only._"]
+    out += ["", "## Readiness for the next flag step", ""]
+    for r in report.readiness:
+        out.append(f"- {VERDICT_MARK[r.verdict.value]} **.{md(r.tld)}**: {md(r.line)}")
+    out += ["", "## Flag state", ""]
+    if report.flags.available:
+        state = "enabled" if report.flags.enabled else "OFF (every new renewal goes to legacy)"
+        out.append(md(f"source {report.flags.source}, {state}. {report.flags.detail}".strip()))
+        out.append("")
+        out += table(
+            ("TLD", "mode", "rollout"),
+            ((f".{r.tld}", r.mode, "-" if r.rollout is None else f"{r.rollout}%")
+             for r in report.flags.rows),
+        )  # fmt: skip
+    else:
+        out.append(md(report.flags.detail or "flag state unavailable"))
+    out += ["", "## Per TLD and engine", ""]
+    out += table(
+        ("TLD", "engine", "total", "done", "failed", "cancelled", "open", "success",
+         "p50", "p95", "p99", "findings"),
+        ((f".{e.tld}", e.engine, e.total, e.done, e.failed, e.cancelled, e.open,
+          pct(e.success_rate), secs(e.durations.p50), secs(e.durations.p95),
+          secs(e.durations.p99), ", ".join(f"{k} {n}" for k, n in sorted(e.findings.items())))
+         for e in f.engines),
+    )  # fmt: skip
+    out += ["", "## Shadow comparisons", ""]
+    if f.shadow:
+        out += table(
+            ("TLD", "compared", "mismatched", "pending", "match"),
+            ((f".{s.tld}", s.compared, s.mismatched, s.pending, pct(s.match_rate))
+             for s in f.shadow),
+        )  # fmt: skip
+    else:
+        out.append("No legacy operation of the window has a shadow plan.")
+    out += ["", "## Findings by kind", ""]
+    if f.by_kind:
+        out += table(("kind", "count"), sorted(f.by_kind.items()))
+    else:
+        out.append("No finding.")
+    out += ["", f"## Last {len(f.history)} full runs", ""]
+    tlds = sorted({t for p in f.history for t in p.shadow})
+    out += table(
+        ("run", "day", *SEVERITIES, *(f"shadow .{t}" for t in tlds)),
+        ((p.run_id, f"{p.since:%Y-%m-%d}", *(p.findings.get(s, 0) for s in SEVERITIES),
+          *(pct(p.shadow[t].match_rate) if t in p.shadow else "-" for t in tlds))
+         for p in f.history),
+    )  # fmt: skip
+    if f.findings:
+        shown = len(f.findings)
+        out += ["", f"## Findings ({shown} of {f.findings_total})", ""]
+        out += table(
+            ("severity", "kind", "TLD", "engine", "summary", "key", "new"),
+            ((x.severity, x.kind, x.tld or "-", x.engine or "-", x.summary,
+              x.idempotency_key or x.key, "new" if x.new else "")
+             for x in f.findings),
+        )  # fmt: skip
+    t = report.thresholds
+    out += [
+        "",
+        md(
+            f"Thresholds: shadow match ≥ {t.min_shadow_match}%, Temporal success ≥ "
+            f"{t.min_success_rate}%, volume ≥ {t.min_volume}, no critical finding over the "
+            f"last {t.runs} full runs. Generated {report.generated_at.isoformat()}."
+        ),
+        "",
+    ]
+    return "\n".join(out)

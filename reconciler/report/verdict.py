@@ -1,0 +1,183 @@
+"""The readiness verdict: may a TLD take the next step of the flag ladder?
+
+legacy → shadow → temporal 1% → 5% → 25% → 50% → 100%. Decided on the last full runs:
+
+- blocked: a critical finding not on legacy alone (legacy's own double charges are the reason
+  for the move, not against it), a shadow match rate or a Temporal success rate under its minimum;
+- hold: not enough to judge (too few shadow comparisons or Temporal renewals, no run, the flag
+  state unreadable, the run failed) or nothing further (temporal 100%);
+- ready: otherwise, with the figures that justify it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from dualrun.settings import Settings
+from reconciler.report.model import FlagRow, Trail
+
+
+class Verdict(StrEnum):
+    READY = "ready"
+    HOLD = "hold"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class Step:
+    mode: str
+    rollout: int = 100
+
+    @property
+    def label(self) -> str:
+        return f"temporal {self.rollout}%" if self.mode == "temporal" else self.mode
+
+
+LADDER: tuple[Step, ...] = (
+    Step("legacy"),
+    Step("shadow"),
+    *(Step("temporal", r) for r in (1, 5, 25, 50, 100)),
+)
+
+
+def position(mode: str, rollout: int | None) -> int:
+    """Index of the highest rung the flag has reached (temporal 10% is past 5%, short of 25%);
+    temporal below 1% and any shadow rollout count as shadow."""
+    if mode == "legacy":
+        return 0
+    if mode == "shadow":
+        return 1
+    pct = 100 if rollout is None else rollout
+    return max(i for i, step in enumerate(LADDER) if i <= 1 or step.rollout <= pct)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_shadow_match: float = 99.5  # percent of compared shadow plans that agreed
+    min_success_rate: float = 98.0  # percent of finished Temporal renewals done
+    min_volume: int = 100  # shadow comparisons / finished Temporal renewals needed to judge
+    runs: int = 7  # the last full runs the verdict (and the trend charts) look at
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Thresholds:
+        """Defaults, then DUALRUN_REPORT_* settings, then overrides (None: not given)."""
+        from_env: dict[str, Any] = {
+            "min_shadow_match": settings.report_min_shadow_match,
+            "min_success_rate": settings.report_min_success_rate,
+            "min_volume": settings.report_min_volume,
+            "runs": settings.report_runs,
+        }
+        chosen = cls()
+        for layer in (from_env, overrides):
+            chosen = dataclasses.replace(
+                chosen, **{k: v for k, v in layer.items() if v is not None}
+            )
+        return chosen
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    tld: str
+    verdict: Verdict
+    current: str | None
+    next: str | None
+    reasons: tuple[str, ...]
+
+    @property
+    def severity(self) -> str:
+        if self.verdict == Verdict.BLOCKED:
+            return "critical"
+        return "warning" if self.verdict == Verdict.HOLD and self.next else "info"
+
+    @property
+    def line(self) -> str:
+        """e.g. `info: shadow match 99.97% over the last 7 runs, no critical finding → ready
+        for temporal 1%`."""
+        if self.next is None:
+            target = "hold" if self.current else "hold: next step unknown"
+        elif self.verdict == Verdict.READY:
+            target = f"ready for {self.next}"
+        else:
+            target = f"{self.verdict.value} at {self.current} (next: {self.next})"
+        return f"{self.severity}: {', '.join(self.reasons)} → {target}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tld": self.tld,
+            "verdict": self.verdict.value,
+            "severity": self.severity,
+            "current": self.current,
+            "next": self.next,
+            "reasons": list(self.reasons),
+            "line": self.line,
+        }
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}%"
+
+
+def _runs(n: int) -> str:
+    return "the last run" if n == 1 else f"the last {n} runs"
+
+
+def decide(
+    trail: Trail,
+    flag: FlagRow | None,
+    t: Thresholds,
+    *,
+    run_ok: bool = True,
+    unattributed_critical: int = 0,
+) -> Readiness:
+    """The verdict for `trail.tld` at its flag state, with every reason."""
+    if flag is None:
+        return Readiness(trail.tld, Verdict.HOLD, None, None, ("flag state unavailable",))
+    at = position(flag.mode, flag.rollout)
+    current = Step(flag.mode, 100 if flag.rollout is None else flag.rollout).label
+    if at == len(LADDER) - 1:
+        return Readiness(trail.tld, Verdict.HOLD, current, None, (f"at {current}, the last step",))
+    following = LADDER[at + 1]
+    blocked: list[str] = []
+    held: list[str] = []
+    fine: list[str] = []
+    if not run_ok:
+        held.append("this run did not finish ok")
+    if trail.runs == 0:
+        held.append("no full reconciliation run to judge on")
+    over = _runs(trail.runs)
+    critical = trail.critical + unattributed_critical
+    if critical:
+        blocked.append(f"{critical} critical finding{'s' * (critical > 1)} over {over}")
+    elif trail.runs:
+        fine.append("no critical finding")
+    if following.mode == "shadow":
+        fine.insert(0, "shadow mode only plans: customers see no change")
+    elif following.rollout == 1 and following.mode == "temporal" and at <= 1:
+        match = f"shadow match {_pct(trail.shadow_match)} over {over}"
+        if trail.shadow_compared < t.min_volume:
+            held.append(f"{trail.shadow_compared} shadow comparisons (min {t.min_volume})")
+        elif (trail.shadow_match or 0.0) < t.min_shadow_match:
+            blocked.insert(0, f"{match}, under the {t.min_shadow_match}% minimum")
+        else:
+            fine.insert(0, match)
+    else:
+        success = f"Temporal success {_pct(trail.temporal_success)} over {over}"
+        if trail.temporal_finished < t.min_volume:
+            held.append(
+                f"{trail.temporal_finished} finished Temporal renewals (min {t.min_volume})"
+            )
+        elif (trail.temporal_success or 0.0) < t.min_success_rate:
+            blocked.insert(0, f"{success}, under the {t.min_success_rate}% minimum")
+        else:
+            fine.insert(0, f"{success} ({trail.temporal_finished} renewals)")
+    if trail.critical_legacy:
+        fine.append(f"{trail.critical_legacy} critical on legacy alone (not blocking)")
+    verdict = Verdict.BLOCKED if blocked else Verdict.HOLD if held else Verdict.READY
+    reasons = tuple(blocked + held + fine) if verdict != Verdict.READY else tuple(fine)
+    return Readiness(trail.tld, verdict, current, following.label, reasons)
