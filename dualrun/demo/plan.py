@@ -22,7 +22,7 @@ LEGACY_TLDS = ("com", "eu")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    renewals: int = 1000
+    renewals: int = 3500  # about three minutes here (2 cores)
     batch_share: float = 0.2  # of legacy-TLD renewals, created by the upstream auto-renew batch
     duplicate_share: float = 0.1  # of the batch, created twice (the month-start incident)
     commit_timeout_rate: float = 0.01  # registry commits then never answers
