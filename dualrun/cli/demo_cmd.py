@@ -41,7 +41,7 @@ def _text(result: DemoResult) -> str:
 @click.option(
     "--renewals",
     type=click.IntRange(10, 100_000),
-    default=1000,
+    default=DemoConfig.renewals,
     show_default=True,
     help="Domains seeded and renewed, spread over .fr .info .com .de .eu.",
 )
