@@ -18,9 +18,6 @@ from psycopg.rows import dict_row
 
 from reconciler.model import Finding, Kind
 
-# The window's operations; `lookback` widens it for keys whose twin was created earlier.
-WINDOW = "created_at >= %(since)s AND created_at < %(until)s"
-
 
 @dataclass(frozen=True)
 class CheckContext:
