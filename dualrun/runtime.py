@@ -25,8 +25,11 @@ class Services:
 
 
 @asynccontextmanager
-async def services(settings: Settings, *, pool_size: int = 10) -> AsyncIterator[Services]:
-    pool = await async_pool(settings.dsn, max_size=pool_size)
+async def services(
+    settings: Settings, *, pool_size: int = 10, autocommit: bool = False
+) -> AsyncIterator[Services]:
+    """`autocommit`: one round trip per statement, for the worker (see `async_pool`)."""
+    pool = await async_pool(settings.dsn, max_size=pool_size, autocommit=autocommit)
     registry = RegistryClient(settings)
     try:
         yield Services(settings, pool, registry, BillingLedger(pool))

@@ -6,6 +6,7 @@ registrar's database stays the source of truth, Temporal is the engine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -78,37 +79,110 @@ async def sync_operation(pool: AsyncConnectionPool, inp: SyncInput) -> None:
 
 
 _STEP = """
-WITH moved AS (
-    UPDATE operations SET step = %(step)s, updated_at = now()
-    WHERE operation_id = %(operation_id)s
-    RETURNING operation_id)
-INSERT INTO operation_events (operation_id, step, event, attempt)
-SELECT operation_id, %(step)s, 'step.started', %(attempt)s FROM moved
+WITH before AS (
+    SELECT operation_id, status FROM operations
+    WHERE operation_id = %(operation_id)s AND status NOT IN ('done', 'failed', 'cancelled')
+    FOR UPDATE),
+moved AS (
+    UPDATE operations o SET status = 'doing', step = %(step)s,
+           workflow_id = %(workflow_id)s, run_id = %(run_id)s,
+           started_at = coalesce(o.started_at, now()), updated_at = now()
+    FROM before WHERE o.operation_id = before.operation_id
+    RETURNING o.operation_id, before.status AS was)
+INSERT INTO operation_events (operation_id, step, event, attempt, detail)
+SELECT operation_id, NULL, 'workflow.doing', NULL, %(detail)s FROM moved WHERE was <> 'doing'
+UNION ALL
+SELECT operation_id, %(step)s, 'step.started', %(attempt)s, '{}'::jsonb FROM moved
+"""
+_RECORD = """
+WITH charge AS (
+    SELECT amount_cents, currency FROM billing_ledger
+    WHERE charge_key = (SELECT idempotency_key FROM operations
+                        WHERE operation_id = %(operation_id)s)
+      AND kind = 'charge'),
+synced AS (
+UPDATE operations SET status = 'done', step = 'record',
+       workflow_id = %(workflow_id)s, run_id = %(run_id)s,
+       new_expiry = %(new_expiry)s::date,
+       registry_transaction_id = coalesce(%(registry_transaction_id)s, registry_transaction_id),
+       charged_cents = coalesce((SELECT amount_cents FROM charge), charged_cents),
+       currency = coalesce((SELECT currency FROM charge), currency),
+       error_code = NULL, error_message = NULL,
+       started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now()
+WHERE operation_id = %(operation_id)s
+RETURNING operation_id, tld, created_at, finished_at),
+logged AS (
+INSERT INTO operation_events (operation_id, step, event, attempt, detail)
+SELECT operation_id, 'renew', 'step.finished', %(attempt)s, '{}'::jsonb FROM synced
+UNION ALL
+SELECT operation_id, NULL, 'workflow.done', NULL, %(detail)s FROM synced)
+SELECT tld, created_at, finished_at FROM synced
 """
 
 
-async def step_started(
-    pool: AsyncConnectionPool, operation_id: str, step: str, attempt: int
-) -> None:
-    """Record the step the operation is in now (one statement)."""
+@dataclass(frozen=True)
+class StepOf:
+    """Which operation, workflow run, step and attempt an activity's step write is about."""
+
+    operation_id: str
+    step: str
+    attempt: int
+    workflow_id: str
+    run_id: str
+
+
+async def step_started(pool: AsyncConnectionPool, at: StepOf) -> None:
+    """The row is `doing`, in this step, under this run (one statement). The first step of a
+    run moves the row to `doing` (event `workflow.doing`); a finished row is left alone."""
     async with pool.connection() as conn:
-        await conn.execute(_STEP, {"operation_id": operation_id, "step": step, "attempt": attempt})
+        await conn.execute(
+            _STEP,
+            {
+                "operation_id": at.operation_id,
+                "step": at.step,
+                "attempt": at.attempt,
+                "workflow_id": at.workflow_id,
+                "run_id": at.run_id,
+                "detail": Jsonb({"run_id": at.run_id}),
+            },
+        )
 
 
-async def step_finished(
-    pool: AsyncConnectionPool, operation_id: str, step: str, attempt: int, error: str | None
-) -> None:
+async def step_finished(pool: AsyncConnectionPool, at: StepOf, error: str | None) -> None:
     async with pool.connection() as conn:
         await conn.execute(
             _EVENT,
             {
-                "operation_id": operation_id,
-                "step": step,
+                "operation_id": at.operation_id,
+                "step": at.step,
                 "event": "step.failed" if error else "step.finished",
-                "attempt": attempt,
+                "attempt": at.attempt,
                 "detail": Jsonb({"error": error} if error else {}),
             },
         )
+
+
+async def record_renewal(
+    pool: AsyncConnectionPool, at: StepOf, new_expiry: str, registry_transaction_id: str | None
+) -> None:
+    """DESIGN §3 step 5, as the registry renew returns: the row is `done` with the new expiry,
+    the registry transaction and the amount charged under the key (one statement)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            _RECORD,
+            {
+                "operation_id": at.operation_id,
+                "attempt": at.attempt,
+                "workflow_id": at.workflow_id,
+                "run_id": at.run_id,
+                "new_expiry": new_expiry,
+                "registry_transaction_id": registry_transaction_id,
+                "detail": Jsonb({"run_id": at.run_id, "error_code": None}),
+            },
+        )
+        row = await cur.fetchone()
+    if row is not None:
+        observe_renewal("temporal", row[0], row[1], row[2])
 
 
 async def record_plan(pool: AsyncConnectionPool, inp: PlanInput) -> None:

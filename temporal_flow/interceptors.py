@@ -1,8 +1,10 @@
 """The registrar's three interceptors: database sync, cancellation, and per-provider queues.
 
-- DatabaseSyncInterceptor: the operation row follows the workflow (`doing` at start, the current
-  step as activities start and finish, the terminal status and outcome at the end). Workflow
-  writes go through a local activity; step writes happen in the activity worker.
+- DatabaseSyncInterceptor: the operation row follows the workflow (`doing` as its first step
+  starts, the current step as activities start and finish, the terminal status and outcome at
+  the end). Writes happen in the activity worker, one statement each; the registry renew's
+  records `done` with the outcome. A workflow ending without a renew (failed, cancelled)
+  records its ending through a local activity.
 - CancellationInterceptor: once a cancel is requested (update/signal, Temporal cancel, or the
   tasks service's flag in the database) no further side effect starts; the workflow refunds.
 - ActivityQueueInterceptor: registry calls go to `registry-{tld}`, served by workers that hold the
@@ -35,7 +37,13 @@ with workflow.unsafe.imports_passed_through():
     from temporal_flow import db_sync
     from temporal_flow.activities import REGISTRY_ACTIVITIES, RenewalActivities
     from temporal_flow.errors import CANCEL_REQUESTED
-    from temporal_flow.types import RenewInput, RenewResult, RunMode, SyncInput
+    from temporal_flow.types import (
+        RegistryRenewResult,
+        RenewInput,
+        RenewResult,
+        RunMode,
+        SyncInput,
+    )
 
 STEP_OF_ACTIVITY = {
     "registry_status": "status",
@@ -71,6 +79,14 @@ def _error_code(exc: BaseException) -> str:
 
 
 # -- database sync ---------------------------------------------------------------------------
+# Since this patch the activity worker writes the row's start and its `done`: the first step
+# marks it `doing`, the registry renew records the outcome (DESIGN §3 step 5). The workflow
+# writes (a local activity each, the costliest part of the sync) are left for the endings
+# without a renew: failed, cancelled. Runs started before it replay the older path; once none
+# is open, `workflow.deprecate_patch` it and drop the older branch.
+SYNC_IN_ACTIVITIES = "dualrun-sync-in-activities"
+
+
 class _SyncWorkflowInbound(WorkflowInboundInterceptor):
     async def _sync(self, inp: SyncInput) -> None:
         await workflow.execute_local_activity_method(
@@ -83,7 +99,9 @@ class _SyncWorkflowInbound(WorkflowInboundInterceptor):
             return await super().execute_workflow(input)  # a plan owns no operation row
         info = workflow.info()
         op, wid, rid = renewal.operation_id, info.workflow_id, info.run_id
-        await self._sync(SyncInput(op, "doing", wid, rid))
+        in_activities = workflow.patched(SYNC_IN_ACTIVITIES)
+        if not in_activities:
+            await self._sync(SyncInput(op, "doing", wid, rid))
         try:
             result = await super().execute_workflow(input)
         except asyncio.CancelledError:
@@ -96,7 +114,8 @@ class _SyncWorkflowInbound(WorkflowInboundInterceptor):
                 )
             )
             raise
-        if isinstance(result, RenewResult):
+        recorded = in_activities and getattr(result, "status", None) == "done"
+        if isinstance(result, RenewResult) and not recorded:
             await self._sync(SyncInput(op, result.status, wid, rid, result=result))
         return result
 
@@ -112,15 +131,18 @@ class _StepSyncActivityInbound(ActivityInboundInterceptor):
         operation_id = getattr(input.args[0], "operation_id", None) if input.args else None
         if step is None or operation_id is None or _is_shadow(info.workflow_id):
             return await super().execute_activity(input)
-        await db_sync.step_started(self.pool, operation_id, step, info.attempt)
+        wid, rid = info.workflow_id or "", info.workflow_run_id or ""
+        at = db_sync.StepOf(operation_id, step, info.attempt, wid, rid)
+        await db_sync.step_started(self.pool, at)
         try:
             result = await super().execute_activity(input)
         except BaseException as exc:
-            await db_sync.step_finished(
-                self.pool, operation_id, step, info.attempt, _error_code(exc)
-            )
+            await db_sync.step_finished(self.pool, at, _error_code(exc))
             raise
-        await db_sync.step_finished(self.pool, operation_id, step, info.attempt, None)
+        if isinstance(result, RegistryRenewResult):  # the registry renewed: record the outcome
+            await db_sync.record_renewal(self.pool, at, result.new_expiry, result.server_tx_id)
+        else:
+            await db_sync.step_finished(self.pool, at, None)
         return result
 
 

@@ -98,7 +98,7 @@ async def submit_live(
 ) -> Started:
     """Record the operation (engine temporal) then start its workflow under the key."""
     wid = workflow_id(request.idempotency_key, RunMode.LIVE)
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
         await insert_operation(conn, request, Engine.TEMPORAL, workflow_id=wid)
     return await start_renewal(
         client, settings.task_queue, renew_input(request, RunMode.LIVE, settings)

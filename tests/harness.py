@@ -70,6 +70,7 @@ class Harness:
     pool: AsyncConnectionPool
     registry: RegistryClient
     admin: SimAdmin
+    worker_pool: AsyncConnectionPool  # autocommit, as `dualrun worker` runs it
     counter: list[int] = field(default_factory=lambda: [0])
 
     def request(self, domain: str, expiry: dt.date, years: int = 1, **kw: Any) -> RenewalRequest:
@@ -113,9 +114,10 @@ class Harness:
 
     @asynccontextmanager
     async def workers(self, **options: Any) -> AsyncIterator[list[Worker]]:
-        activities = RenewalActivities(self.pool, self.registry, BillingLedger(self.pool))
+        pool = self.worker_pool
+        activities = RenewalActivities(pool, self.registry, BillingLedger(pool))
         workers = build_workers(
-            self.client, self.settings, self.pool, activities, WorkerOptions(**options)
+            self.client, self.settings, pool, activities, WorkerOptions(**options)
         )
         async with AsyncExitStack() as stack:
             for w in workers:
@@ -129,12 +131,14 @@ async def harness(client: Client, db_dsn: str, sim_url: str, **env: str) -> Asyn
         db_dsn, sim_url, DUALRUN_TEMPORAL_ADDRESS=client.service_client.config.target_host, **env
     )
     pool = await async_pool(settings.dsn, max_size=20)
+    worker_pool = await async_pool(settings.dsn, max_size=20, autocommit=True)
     registry = RegistryClient(settings)
     try:
         with SimAdmin(sim_url) as admin:
-            yield Harness(settings, client, pool, registry, admin)
+            yield Harness(settings, client, pool, registry, admin, worker_pool)
     finally:
         await registry.aclose()
+        await worker_pool.close()
         await pool.close()
 
 

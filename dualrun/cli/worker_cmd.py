@@ -54,7 +54,7 @@ def worker(
     async def run() -> None:
         stop = stop_on_signals()
         client = await connect(app.settings)
-        async with services(app.settings, pool_size=20) as s:
+        async with services(app.settings, pool_size=20, autocommit=True) as s:
             activities = RenewalActivities(s.pool, s.registry, s.billing)
             await run_workers(client, app.settings, s.pool, activities, options, stop, drain=drain)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from dualrun.billing import BillingConflict, BillingLedger, NothingToRefund
+from dualrun.db import pool as pool_module
 from dualrun.db.pool import async_pool
 
 pytestmark = pytest.mark.integration
@@ -136,5 +139,52 @@ async def test_charge_is_idempotent_per_key_and_refund_once(db_dsn: str) -> None
         await ledger.charge(**{**args, "charge_key": "legacy:op-1:a"})
         await ledger.charge(**{**args, "charge_key": "legacy:op-1:b"})
         assert len(await ledger.entries(args["idempotency_key"])) == 4
+    finally:
+        await pool.close()
+
+
+async def test_pool_replaces_a_connection_whose_backend_died(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once its check is due, a connection killed under the pool is replaced, not handed out."""
+    monkeypatch.setattr(pool_module, "CHECK_EVERY_S", 0.05)
+    pool = await async_pool(db_dsn, max_size=1, autocommit=True)
+    try:
+        async with pool.connection() as conn:
+            first = conn.info.backend_pid
+        with psycopg.connect(db_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        await asyncio.sleep(0.1)
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT pg_backend_pid()")
+            row = await cur.fetchone()
+        assert row is not None and row[0] != first
+    finally:
+        await pool.close()
+
+
+async def test_pool_checks_a_busy_connection_at_most_once_a_window(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkouts in quick succession cost one check, not one round trip each."""
+    checks: list[object] = []
+    real_check = AsyncConnectionPool.check_connection
+
+    async def counting(conn: psycopg.AsyncConnection[object]) -> None:
+        checks.append(conn)
+        await real_check(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", counting)
+    monkeypatch.setattr(pool_module, "CHECK_EVERY_S", 60.0)
+    pool = await async_pool(db_dsn, max_size=1, autocommit=True)
+    try:
+        for _ in range(10):
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
+        assert len(checks) == 1
+        monkeypatch.setattr(pool_module, "CHECK_EVERY_S", 0.0)  # every checkout is due
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+        assert len(checks) == 2
     finally:
         await pool.close()

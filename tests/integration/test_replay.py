@@ -1,7 +1,10 @@
 """Saved histories of RenewDomain replay cleanly: a non-deterministic change fails CI.
 
 Regenerate after an intended, versioned change with
-`DUALRUN_SAVE_HISTORIES=1 pytest tests/integration/test_temporal_flow.py`.
+`DUALRUN_SAVE_HISTORIES=1 pytest tests/integration/test_temporal_flow.py
+tests/integration/test_relaunch.py`, keeping the older files under a `v<N>_` prefix: runs
+started before the change must still replay (`v1_*`: before the `dualrun-sync-in-activities`
+patch, when the row's start and `done` were written by local activities).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 def test_histories_are_present() -> None:
     """The replay corpus covers live, cancelled, failed and shadow runs."""
     names = {p.stem for p in HISTORIES}
-    assert {"live_done", "live_cancelled_refunded", "live_failed_prohibited"} <= names
+    live = {"live_done", "live_cancelled_refunded", "live_failed_prohibited"}
+    assert live <= names
+    assert {f"v1_{n}" for n in live} <= names  # runs started before the sync patch
     assert any(n.startswith("shadow_") for n in names)
 
 
