@@ -154,7 +154,7 @@ database sync, no cancellation checks, registry calls on the main queue). The pr
 |---|---|---|
 | with the three interceptors | {tput_with:.1f} | {cpu_with:.0f} ms |
 | without interceptors (baseline) | {tput_without:.1f} | {cpu_without:.0f} ms |
-| **ratio** | **{ratio:.2f}** (per round: {per_round[0]:.2f} to {per_round[-1]:.2f}) | {cpu_without / cpu_with:.2f} |
+| **ratio** (CPU: baseline ÷ with) | **{ratio:.2f}** (per round: {per_round[0]:.2f} to {per_round[-1]:.2f}) | {cpu_without / cpu_with:.2f} |
 
 What the sync costs per renewal: one statement as each step starts and one as it ends (the
 registry renew's end records the outcome, DESIGN §3 step 5), one cancel-flag read before each
