@@ -75,8 +75,13 @@ class RenewalActivities:
         return PriceResult(price.price_cents, price.currency, price.premium)
 
     async def _already_renewed(self, inp: RegistryRenewInput) -> bool:
+        """Whether the registry's expiry already shows this renewal. Its errors are typed like
+        any registry call's (a 429 here is backpressure with the provider's Retry-After)."""
         expected = add_years(dt.date.fromisoformat(inp.current_expiry), inp.years)
-        status = await self.registry.status(inp.domain)
+        try:
+            status = await self.registry.status(inp.domain)
+        except RegistryError as exc:
+            raise to_application_error(exc) from exc
         return status.expiry == expected
 
     @activity.defn(name="registry_renew")
