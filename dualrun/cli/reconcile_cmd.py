@@ -100,7 +100,8 @@ def duplicates(app: AppContext, since: str | None, as_json: bool) -> None:
 
     async def run() -> RunSummary:
         async with reconciler_from(app.settings) as rec:
-            return await rec.run(window, "manual", wait=True, selected=SWEEP_CHECKS)
+            # Recorded as a sweep (the checks it runs), so reports keep the latest full run.
+            return await rec.run(window, "sweep", wait=True, selected=SWEEP_CHECKS)
 
     summary = asyncio.run(run())
     text = "\n".join(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from dualrun.billing import BillingLedger
 from dualrun.model import RenewalRequest
@@ -24,11 +25,12 @@ from legacy_adapter.autorenew import create_batch
 from legacy_adapter.robots import LegacyEngine, RobotConfig
 from reconciler.alerts import Webhook
 from reconciler.model import Window
+from reconciler.report.data import latest_run_id
 from reconciler.run import Reconciler
 from reconciler.sources import ApiLedger
 from temporal_flow.starter import renew_input, start_renewal
 from temporal_flow.types import RunMode
-from tests.harness import TODAY, Harness, worker_env
+from tests.harness import TODAY, Harness, cli_runner, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -323,3 +325,31 @@ async def test_clean_run_of_1000_renewals_has_no_finding(h: Harness, receiver: R
     assert summary.operations == 1000
     assert summary.findings == {}
     assert receiver.bodies == []
+
+
+async def test_duplicates_command_is_a_sweep_and_leaves_the_full_run_latest(
+    h: Harness,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`dualrun duplicates` finds the duplicates, is recorded as a sweep, and the report still
+    reads the latest full reconciliation (a sweep checks duplicates only)."""
+    batch = await create_batch(
+        h.pool, requests_for(h, "fr", 6, "sweep"), duplicate_share=0.5, seed=3
+    )
+    full = await reconciler(h, receiver).run(window())
+    env = {**worker_env(h.settings), "DUALRUN_WEBHOOK_URL": receiver.url}
+    cli = cli_runner(env, monkeypatch, capsys)
+    logging = structlog.get_config()  # the CLI logs to captured streams: restore before teardown
+    try:
+        code, out, _ = await asyncio.to_thread(cli, "duplicates", "--json")  # its own loop
+    finally:
+        structlog.configure(**logging)
+    assert code == 0
+    swept = json.loads(out)
+    keys = {f["idempotency_key"] for f in swept["details"] if f["kind"] == "duplicate_operation"}
+    assert keys == set(batch.duplicated_keys) and keys
+    runs = await h.query("SELECT run_id, kind FROM reconciliation_runs ORDER BY run_id")
+    assert [r["kind"] for r in runs] == ["manual", "sweep"]
+    assert await latest_run_id(h.pool) == full.run_id
