@@ -88,6 +88,7 @@ class RunSummary:
     new_findings: int
     duration_s: float
     details: tuple[Finding, ...] = ()
+    unchecked: tuple[str, ...] = ()  # checks this run could not make (status_drift: no Temporal)
 
     def as_dict(self, details: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -98,6 +99,7 @@ class RunSummary:
             "findings": self.findings,
             "new_findings": self.new_findings,
             "duration_s": round(self.duration_s, 3),
+            "unchecked": list(self.unchecked),
         }
         if details:
             out["details"] = [

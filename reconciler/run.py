@@ -14,6 +14,7 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from reconciler import checks, checks_state, gauges, store
 from reconciler.alerts import Webhook, announce
@@ -61,10 +62,11 @@ class Reconciler:
 
     async def _collect(
         self, window: Window, selected: tuple[Check, ...], run_id: int
-    ) -> tuple[int, list[Finding]]:
-        ctx = CheckContext(
-            window.since, window.until, self.stuck_after, self.temporal is not None, run_id
-        )
+    ) -> tuple[int, list[Finding], tuple[str, ...]]:
+        """The window's operation count, its findings, and the checks it could not make."""
+        drift = checks_state.status_drift in selected
+        listed = False
+        ledger: str | None = None
         async with self.pool.connection() as conn:  # loads commit before the checks read them
             cur = await conn.execute(
                 "SELECT count(*) FROM operations WHERE created_at >= %s AND created_at < %s",
@@ -73,19 +75,29 @@ class Reconciler:
             row = await cur.fetchone()
             operations = int(row[0]) if row else 0
             if checks.renewal_pairs in selected:
-                ctx = replace(ctx, ledger=await self.ledger.relation(conn, run_id, window.since))
-            if self.temporal is not None and checks_state.status_drift in selected:
-                await load_workflow_states(
-                    conn, run_id, self.temporal, self.task_queue, window.since
-                )
+                ledger = await self.ledger.relation(conn, run_id, window.since)
+            if self.temporal is not None and drift:
+                try:
+                    await load_workflow_states(
+                        conn, run_id, self.temporal, self.task_queue, window.since
+                    )
+                    listed = True
+                except RPCError as exc:  # the rest is still checked; the run says what is not
+                    log.warning("reconcile.temporal.unavailable", error=type(exc).__name__)
+        ctx = CheckContext(window.since, window.until, self.stuck_after, listed, run_id)
+        if ledger is not None:
+            ctx = replace(ctx, ledger=ledger)
+        unchecked = ("status_drift",) if drift and not listed else ()
         try:
             results = await asyncio.gather(*(self._check(check, ctx) for check in selected))
         finally:
             async with self.pool.connection() as conn:
                 await clear_scratch(conn, run_id)
         found = [f for result in results for f in result]
-        log.info("reconcile.collected", operations=operations, findings=len(found))
-        return operations, found
+        log.info(
+            "reconcile.collected", operations=operations, findings=len(found), unchecked=unchecked
+        )
+        return operations, found, unchecked
 
     async def run(
         self,
@@ -100,7 +112,7 @@ class Reconciler:
         async with store.exclusive(self.pool, wait):
             run_id = await store.start_run(self.pool, kind, window)
             try:
-                operations, found = await self._collect(window, selected, run_id)
+                operations, found, unchecked = await self._collect(window, selected, run_id)
                 new_keys = await store.record_findings(self.pool, run_id, found)
             except Exception as exc:
                 await store.finish_run(
@@ -114,7 +126,12 @@ class Reconciler:
                 raise
             counts = dict(sorted(Counter(f.kind.value for f in found).items()))
             await store.finish_run(
-                self.pool, run_id, operations=operations, counts=counts, new_findings=len(new_keys)
+                self.pool,
+                run_id,
+                operations=operations,
+                counts=counts,
+                new_findings=len(new_keys),
+                unchecked=unchecked,
             )
         announce(found, new_keys)
         delivered = await self.webhook.deliver(await store.pending_alerts(self.pool))
@@ -128,6 +145,7 @@ class Reconciler:
             new_findings=len(new_keys),
             duration_s=time.perf_counter() - started,
             details=tuple(found),
+            unchecked=unchecked,
         )
         gauges.LAST_RUN.labels(kind=kind).set_to_current_time()
         await self.refresh_gauges()
@@ -138,6 +156,7 @@ class Reconciler:
             operations=operations,
             findings=counts,
             new_findings=len(new_keys),
+            unchecked=unchecked,
             duration_s=round(summary.duration_s, 3),
         )
         return summary

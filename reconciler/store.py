@@ -72,12 +72,21 @@ async def finish_run(
     counts: dict[str, int],
     new_findings: int,
     error: str | None = None,
+    unchecked: tuple[str, ...] = (),
 ) -> None:
     async with pool.connection() as conn:
         await conn.execute(
             "UPDATE reconciliation_runs SET status = %s, finished_at = now(), operations = %s,"
-            " counts = %s, new_findings = %s, error = %s WHERE run_id = %s",
-            ("failed" if error else "ok", operations, Jsonb(counts), new_findings, error, run_id),
+            " counts = %s, new_findings = %s, error = %s, unchecked = %s WHERE run_id = %s",
+            (
+                "failed" if error else "ok",
+                operations,
+                Jsonb(counts),
+                new_findings,
+                error,
+                list(unchecked),
+                run_id,
+            ),
         )
 
 

@@ -81,6 +81,7 @@ def reconcile(
         f"run {summary.run_id}: {summary.operations} operations, "
         f"{summary.new_findings} new findings, {summary.duration_s:.2f} s",
         *(f"  {kind}: {count}" for kind, count in summary.findings.items()),
+        *(f"  not checked: {check} (Temporal unreachable)" for check in summary.unchecked),
     ]
     if details:
         lines += [f"  - [{f.severity}] {f.kind}: {f.summary}" for f in summary.details]

@@ -112,6 +112,7 @@ async def build_report(
             thresholds,
             run_ok=run_ok,
             unattributed_critical=unattributed,
+            unchecked=figures.run.unchecked,
         )
         for tld in sorted(set(tlds))
     )

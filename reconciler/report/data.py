@@ -41,7 +41,7 @@ class RunNotFound(DualrunError):
 
 _RUN = """
 SELECT run_id, kind, status, window_start AS since, window_end AS until, started_at,
-       finished_at, operations, counts, new_findings, error
+       finished_at, operations, counts, new_findings, error, unchecked
 FROM reconciliation_runs WHERE run_id = %(run)s
 """
 _LATEST = """
@@ -170,7 +170,7 @@ async def run_info(conn: AsyncConnection[Any], run_id: int) -> RunInfo:
     if not rows:
         raise RunNotFound(run_id)
     r = rows[0]
-    return RunInfo(**{**r, "counts": dict(r["counts"] or {})})
+    return RunInfo(**{**r, "counts": dict(r["counts"] or {}), "unchecked": tuple(r["unchecked"])})
 
 
 def _durations(r: dict[str, Any]) -> Durations:

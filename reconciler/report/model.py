@@ -16,6 +16,9 @@ def rate(part: int, whole: int) -> float | None:
     return None if whole <= 0 else round(100.0 * part / whole, 4)
 
 
+UNCHECKED_BECAUSE = {"status_drift": "Temporal was unreachable"}
+
+
 @dataclass(frozen=True)
 class RunInfo:
     run_id: int
@@ -29,6 +32,16 @@ class RunInfo:
     counts: Mapping[str, int]
     new_findings: int | None
     error: str | None
+    unchecked: tuple[str, ...] = ()  # checks the run could not make
+
+    @property
+    def unchecked_note(self) -> str | None:
+        """e.g. `status_drift not checked (Temporal was unreachable): its absence of findings
+        says nothing`."""
+        if not self.unchecked:
+            return None
+        why = "; ".join(f"{c} ({UNCHECKED_BECAUSE.get(c, 'not run')})" for c in self.unchecked)
+        return f"not checked in this run: {why}, so no finding of that kind means nothing"
 
     @property
     def full(self) -> bool:

@@ -159,6 +159,8 @@ def render_html(report: Report) -> str:
         notes.append(f'<p class="error">Run error: {esc(run.error)}</p>')
     if not run.full:
         notes.append('<p class="meta">A sweep checks duplicates and double charges only.</p>')
+    if run.unchecked_note:
+        notes.append(f'<p class="error">Incomplete: {esc(run.unchecked_note)}.</p>')
     footer = (
         f"Thresholds: shadow match ≥ {t.min_shadow_match}%, Temporal success ≥ "
         f"{t.min_success_rate}%, volume ≥ {t.min_volume}, no critical finding over the last "

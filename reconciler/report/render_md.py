@@ -53,6 +53,8 @@ def render_md(report: Report) -> str:
         out += ["", f"**Run error:** {md(run.error)}"]
     if not run.full:
         out += ["", "_A sweep checks duplicates and double charges only._"]
+    if run.unchecked_note:
+        out += ["", f"**Incomplete:** {md(run.unchecked_note)}."]
     out += ["", "## Readiness for the next flag step", ""]
     for r in report.readiness:
         out.append(f"- {VERDICT_MARK[r.verdict.value]} **.{md(r.tld)}**: {md(r.line)}")

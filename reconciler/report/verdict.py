@@ -5,7 +5,8 @@ legacy → shadow → temporal 1% → 5% → 25% → 50% → 100%. Decided on th
 - blocked: a critical finding not on legacy alone (legacy's own double charges are the reason
   for the move, not against it), a shadow match rate or a Temporal success rate under its minimum;
 - hold: not enough to judge (too few shadow comparisons or Temporal renewals, no run, the flag
-  state unreadable, the run failed) or nothing further (temporal 100%);
+  state unreadable, the run failed or could not make a check) or nothing further (temporal
+  100%);
 - ready: otherwise, with the figures that justify it.
 """
 
@@ -134,6 +135,7 @@ def decide(
     *,
     run_ok: bool = True,
     unattributed_critical: int = 0,
+    unchecked: tuple[str, ...] = (),
 ) -> Readiness:
     """The verdict for `trail.tld` at its flag state, with every reason."""
     if flag is None:
@@ -148,6 +150,8 @@ def decide(
     fine: list[str] = []
     if not run_ok:
         held.append("this run did not finish ok")
+    if unchecked:
+        held.append(f"this run could not check {', '.join(unchecked)}")
     if trail.runs == 0:
         held.append("no full reconciliation run to judge on")
     over = _runs(trail.runs)

@@ -164,6 +164,7 @@ async def test_terminated_workflow_is_status_drift(h: Harness, receiver: Receive
     assert [f.operation_ids for f in drift] == [(request.operation_id,)]
     assert drift[0].evidence["database"] == "doing"
     assert drift[0].evidence["temporal"] == "TERMINATED"
+    assert summary.unchecked == ()  # Temporal was listed: drift was checked
     assert receiver.bodies == []  # drift is reported, not paged
 
 

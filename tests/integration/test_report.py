@@ -161,3 +161,27 @@ def test_reports_api(api: TestClient, seeded: Seeded, tmp_path: Path) -> None:
     assert {"/reports", "/reports/latest", "/reports/{run_id}"} <= set(
         api.get("/openapi.json").json()["paths"]
     )
+
+
+def test_reconcile_without_temporal_says_what_it_could_not_check(cli: Cli, seeded: Seeded) -> None:
+    """Temporal unreachable: the run checks the rest, records status_drift as not checked,
+    and its report says so and holds every TLD that could otherwise move on."""
+    code, out, err = cli("reconcile", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["unchecked"] == ["status_drift"]
+    doc = json.loads(Path(summary["report"]["json"]).read_text())
+    assert doc["run"]["unchecked"] == ["status_drift"]
+    md = Path(summary["report"]["md"]).read_text()
+    assert (
+        "**Incomplete:** not checked in this run: status\\_drift (Temporal was unreachable)" in md
+    )
+    html = Path(summary["report"]["html"]).read_text()
+    assert "Incomplete: not checked in this run: status_drift (Temporal was unreachable)" in html
+    readiness = [t["readiness"] for t in doc["tlds"].values() if t["readiness"]]
+    assert readiness and all(r["verdict"] != "ready" for r in readiness)
+    assert all(
+        "this run could not check status_drift" in r["reasons"]
+        for r in readiness
+        if r["next"] is not None
+    )
