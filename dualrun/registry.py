@@ -7,6 +7,7 @@ answer never came raises `AmbiguousTimeout` (the registry may have committed it)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -52,9 +53,24 @@ __all__ = [
     "RegistryUnavailable",
     "RenewProhibited",
     "RenewResult",
+    "epp_client_tx_id",
 ]
 
 log = structlog.get_logger(__name__)
+
+CLTRID_MAX = 64  # RFC 5730 trIDStringType: 3 to 64 characters
+_DIGEST_PREFIX = "renew-sha256-"
+
+
+def epp_client_tx_id(key: str) -> str:
+    """The clTRID sent for a renewal key: the key itself when it fits EPP's 64 characters,
+    else a stable digest of it (a long name's key, `renew:{253-char name}:{date}`), so every
+    retry and relaunch of that renewal still sends one and the same id."""
+    if len(key) <= CLTRID_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return _DIGEST_PREFIX + digest[: CLTRID_MAX - len(_DIGEST_PREFIX)]
+
 
 # EPP statuses (RFC 5731 §2.3) under which a renew is refused.
 RENEW_PROHIBITING = frozenset({"clientRenewProhibited", "serverRenewProhibited", "pendingDelete"})
@@ -189,7 +205,7 @@ class RegistryClient:
         payload = {
             "cur_exp_date": cur_exp_date.isoformat(),
             "years": years,
-            "client_tx_id": client_tx_id,
+            "client_tx_id": epp_client_tx_id(client_tx_id) if client_tx_id else None,
         }
         renew_ctx = {"cur_exp_date": cur_exp_date, "years": years, "client_tx_id": client_tx_id}
         body = await self._call(
@@ -223,7 +239,7 @@ class RegistryClient:
             k: v
             for k, v in {
                 "domain": domain,
-                "client_tx_id": client_tx_id,
+                "client_tx_id": epp_client_tx_id(client_tx_id) if client_tx_id else None,
                 "since": since.isoformat() if since else None,
                 "after_id": after_id,
                 "limit": limit,

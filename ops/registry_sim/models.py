@@ -101,7 +101,8 @@ def default_burst(rate: float) -> int:
 class RenewBody(_Strict):
     cur_exp_date: dt.date
     years: Years
-    client_tx_id: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    # EPP's clTRID (RFC 5730 trIDStringType): a real registry refuses a longer one.
+    client_tx_id: Annotated[str, Field(min_length=3, max_length=64)] | None = None
 
 
 class SeedDomain(_Strict):

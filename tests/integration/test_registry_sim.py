@@ -25,6 +25,7 @@ from dualrun.registry import (
     RegistryClient,
     RegistryUnavailable,
     RenewProhibited,
+    epp_client_tx_id,
 )
 from ops.registry_sim.admin import AsyncSimAdmin, SimAdmin
 from ops.registry_sim.server import SimServer
@@ -361,3 +362,27 @@ def test_cli_seed_and_config(
     assert run(["registry-sim", "seed", "--tld", "fr", "--count", "1", "--prefix", "A_"]) == 2
     monkeypatch.setenv("DUALRUN_REGISTRY_URL", "http://127.0.0.1:9")
     assert run(["registry-sim", "config", "--tld", "info"]) == 1
+
+
+async def test_long_name_renews_under_an_epp_sized_client_transaction_id(
+    admin: AsyncSimAdmin, registry: RegistryClient, sim: SimServer
+) -> None:
+    """A key longer than EPP's 64-character clTRID is sent as a stable digest (found again by
+    the key); the simulator, like a real registry, refuses an over-long clTRID."""
+    name = f"{'a' * 63}.info"  # the longest label: an 85-character key
+    await seed_one(admin, name)
+    key = idempotency_key(name, EXPIRY)
+    assert len(key) > 64
+    sent = epp_client_tx_id(key)
+    assert len(sent) == 64 and sent == epp_client_tx_id(key) and sent != key
+    assert epp_client_tx_id("renew:a.fr:2027-01-01") == "renew:a.fr:2027-01-01"
+    await registry.renew(name, EXPIRY, 1, key)
+    ledger = await registry.ledger("info", client_tx_id=key)
+    assert [(e.domain, e.client_tx_id) for e in ledger] == [(name, sent)]
+    async with httpx.AsyncClient(base_url=sim.url) as raw:
+        refused = await raw.post(
+            f"/registries/info/domains/{name}/renew",
+            json={"cur_exp_date": EXPIRY.isoformat(), "years": 1, "client_tx_id": "x" * 65},
+        )
+    assert refused.status_code == 422 and "client_tx_id" in refused.text
+    assert len(await registry.ledger("info", domain=name)) == 1  # nothing renewed
