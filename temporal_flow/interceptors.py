@@ -2,9 +2,9 @@
 
 - DatabaseSyncInterceptor: the operation row follows the workflow (`doing` as its first step
   starts, the current step as activities start and finish, the terminal status and outcome at
-  the end). Writes happen in the activity worker, one statement each; the registry renew's
-  records `done` with the outcome. A workflow ending without a renew (failed, cancelled)
-  records its ending through a local activity.
+  the end). Writes happen in the activity worker, one statement each; the end of the registry
+  renew records `done` with the outcome. A workflow ending without a renew (failed,
+  cancelled) records its ending through a local activity.
 - CancellationInterceptor: once a cancel is requested (update/signal, Temporal cancel, or the
   tasks service's flag in the database) no further side effect starts; the workflow refunds.
 - ActivityQueueInterceptor: registry calls go to `registry-{tld}`, served by workers that hold the
@@ -79,11 +79,11 @@ def _error_code(exc: BaseException) -> str:
 
 
 # -- database sync ---------------------------------------------------------------------------
-# Since this patch the activity worker writes the row's start and its `done`: the first step
-# marks it `doing`, the registry renew records the outcome (DESIGN §3 step 5). The workflow
-# writes (a local activity each, the costliest part of the sync) are left for the endings
-# without a renew: failed, cancelled. Runs started before it replay the older path; once none
-# is open, `workflow.deprecate_patch` it and drop the older branch.
+# Under this patch the activity worker writes the row's start and its `done`: the first step
+# marks it `doing`, the registry renew records the outcome (DESIGN §3 step 5). The workflow's
+# own writes (a local activity each, the costliest part of the sync) are left for the endings
+# without a renew: failed, cancelled. Runs started before the patch replay the older path
+# (tests/histories/v1_*); once none is open, `workflow.deprecate_patch` it and drop that path.
 SYNC_IN_ACTIVITIES = "dualrun-sync-in-activities"
 
 
