@@ -14,6 +14,7 @@ from dualrun.cli.options import metrics_options
 from dualrun.errors import InvalidInput
 from dualrun.metrics import serve_metrics
 from reconciler.model import RunSummary, Window
+from reconciler.report.model import UNCHECKED_BECAUSE
 from reconciler.report.store import write_after_run
 from reconciler.run import SWEEP_CHECKS
 from reconciler.wiring import reconciler_from
@@ -81,7 +82,10 @@ def reconcile(
         f"run {summary.run_id}: {summary.operations} operations, "
         f"{summary.new_findings} new findings, {summary.duration_s:.2f} s",
         *(f"  {kind}: {count}" for kind, count in summary.findings.items()),
-        *(f"  not checked: {check} (Temporal unreachable)" for check in summary.unchecked),
+        *(
+            f"  not checked: {check} ({UNCHECKED_BECAUSE.get(check, 'not run')})"
+            for check in summary.unchecked
+        ),
     ]
     if details:
         lines += [f"  - [{f.severity}] {f.kind}: {f.summary}" for f in summary.details]

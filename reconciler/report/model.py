@@ -36,8 +36,8 @@ class RunInfo:
 
     @property
     def unchecked_note(self) -> str | None:
-        """e.g. `status_drift not checked (Temporal was unreachable): its absence of findings
-        says nothing`."""
+        """e.g. `not checked in this run: status_drift (Temporal was unreachable), so no finding
+        of that kind means nothing`."""
         if not self.unchecked:
             return None
         why = "; ".join(f"{c} ({UNCHECKED_BECAUSE.get(c, 'not run')})" for c in self.unchecked)

@@ -185,3 +185,6 @@ def test_reconcile_without_temporal_says_what_it_could_not_check(cli: Cli, seede
         for r in readiness
         if r["next"] is not None
     )
+    code, out, err = cli("reconcile")  # the text summary says it too
+    assert code == 0, err
+    assert "not checked: status_drift (Temporal was unreachable)" in out
