@@ -69,6 +69,17 @@ def metrics_url(settings: Settings) -> str:
     return f"http://{HOST}:{metrics_port(settings)}/metrics"
 
 
+# How the dev server keeps its SQLite file and logs, wherever this project runs one that persists.
+PERSISTENCE_ARGS: tuple[str, ...] = (
+    "--sqlite-pragma",
+    "journal_mode=wal",
+    "--sqlite-pragma",
+    "synchronous=off",
+    "--log-level",
+    "warn",
+)
+
+
 def dev_server_argv(settings: Settings) -> list[str]:
     """`temporal server start-dev` on 127.0.0.1, persisted to a SQLite file, Web UI on."""
     argv = [
@@ -88,12 +99,7 @@ def dev_server_argv(settings: Settings) -> list[str]:
         str(metrics_port(settings)),
         "--db-filename",
         str(db_file(settings)),
-        "--sqlite-pragma",
-        "journal_mode=wal",
-        "--sqlite-pragma",
-        "synchronous=off",
-        "--log-level",
-        "warn",
+        *PERSISTENCE_ARGS,
         *DEV_SERVER_ARGS,
     ]
     if settings.temporal_namespace != "default":

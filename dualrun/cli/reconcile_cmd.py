@@ -19,6 +19,14 @@ from reconciler.report.store import write_after_run
 from reconciler.run import SWEEP_CHECKS
 from reconciler.wiring import reconciler_from
 
+stuck_after_option = click.option(
+    "--stuck-after",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Minutes after which an unfinished operation is stuck.",
+)
+
 
 def parse_instant(raw: str | None, field: str, default: dt.datetime) -> dt.datetime:
     """ISO 8601 date or date-time; naive means UTC."""
@@ -49,13 +57,7 @@ def window_of(since: str | None, until: str | None, default_hours: float = 24) -
 @click.option(
     "--wait", is_flag=True, help="Queue behind a running reconciliation instead of exiting."
 )
-@click.option(
-    "--stuck-after",
-    type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
-    help="Minutes after which an unfinished operation is stuck.",
-)
+@stuck_after_option
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def reconcile(
@@ -149,13 +151,7 @@ def _clock(raw: str) -> tuple[int, int]:
     show_default=True,
     help="Nightly runs missed in these last days are run on start.",
 )
-@click.option(
-    "--stuck-after",
-    type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
-    help="Minutes after which an unfinished operation is stuck.",
-)
+@stuck_after_option
 @metrics_options
 @pass_app
 def scheduler(

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from reconciler.report import charts
-from reconciler.report.charts import esc, secs
+from reconciler.report.charts import esc
 from reconciler.report.model import SEVERITIES
-from reconciler.report.render_md import pct
+from reconciler.report.render_md import ENGINE_HEADER, engine_rows, pct
 
 if TYPE_CHECKING:
     from reconciler.report.build import Report
@@ -127,15 +127,7 @@ def render_html(report: Report) -> str:
         f"{run.operations if run.operations is not None else '-'} operations · "
         f"{f.findings_total} findings ({run.new_findings or 0} new)"
     )
-    engines = table(
-        ("TLD", "engine", "total", "done", "failed", "cancelled", "open", "success",
-         "p50", "p95", "p99", "findings"),
-        ((f".{e.tld}", e.engine, e.total, e.done, e.failed, e.cancelled, e.open,
-          pct(e.success_rate), secs(e.durations.p50), secs(e.durations.p95),
-          secs(e.durations.p99), ", ".join(f"{k} {n}" for k, n in sorted(e.findings.items())))
-         for e in f.engines),
-        "engines",
-    )  # fmt: skip
+    engines = table(ENGINE_HEADER, engine_rows(report), "engines")
     shadow = (
         table(
             ("TLD", "compared", "mismatched", "pending", "match"),

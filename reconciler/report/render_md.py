@@ -34,6 +34,19 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     return lines
 
 
+ENGINE_HEADER = ("TLD", "engine", "total", "done", "failed", "cancelled", "open", "success",
+                 "p50", "p95", "p99", "findings")  # fmt: skip
+
+
+def engine_rows(report: Report) -> Iterable[Sequence[object]]:
+    """One row per TLD and engine, the same in every format."""
+    for e in report.figures.engines:
+        yield (f".{e.tld}", e.engine, e.total, e.done, e.failed, e.cancelled, e.open,
+               pct(e.success_rate), secs(e.durations.p50), secs(e.durations.p95),
+               secs(e.durations.p99),
+               ", ".join(f"{k} {n}" for k, n in sorted(e.findings.items())))  # fmt: skip
+
+
 def _run_line(report: Report) -> str:
     run = report.figures.run
     parts = [
@@ -71,14 +84,7 @@ def render_md(report: Report) -> str:
     else:
         out.append(md(report.flags.detail or "flag state unavailable"))
     out += ["", "## Per TLD and engine", ""]
-    out += table(
-        ("TLD", "engine", "total", "done", "failed", "cancelled", "open", "success",
-         "p50", "p95", "p99", "findings"),
-        ((f".{e.tld}", e.engine, e.total, e.done, e.failed, e.cancelled, e.open,
-          pct(e.success_rate), secs(e.durations.p50), secs(e.durations.p95),
-          secs(e.durations.p99), ", ".join(f"{k} {n}" for k, n in sorted(e.findings.items())))
-         for e in f.engines),
-    )  # fmt: skip
+    out += table(ENGINE_HEADER, engine_rows(report))
     out += ["", "## Shadow comparisons", ""]
     if f.shadow:
         out += table(

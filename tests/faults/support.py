@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from dualrun.model import add_years
+from ops.temporal import PERSISTENCE_ARGS
 from reconciler.alerts import Webhook
 from reconciler.model import Kind, RunSummary, Window
 from reconciler.run import Reconciler
@@ -184,13 +185,7 @@ class DevServer:
             str(self.metrics_port),
             "--db-filename",
             str(self.db_file),
-            # as the local stack runs it (ops/temporal.py)
-            "--sqlite-pragma",
-            "journal_mode=wal",
-            "--sqlite-pragma",
-            "synchronous=off",
-            "--log-level",
-            "warn",
+            *PERSISTENCE_ARGS,  # as the local stack runs it
             *DEV_SERVER_ARGS,
         ]
 
