@@ -15,9 +15,9 @@ import time
 
 from bench.common import dev_server, scratch_schema, write_section
 from bench.temporal_bench import Bench
-from dualrun import logs
 from ops.registry_sim.admin import AsyncSimAdmin
 from ops.registry_sim.server import SimServer
+from renewals import logs
 
 CALLS_PER_RENEWAL = 3
 

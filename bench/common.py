@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psycopg
 
-from dualrun.db.migrate import migrate_all
-from dualrun.db.pool import with_schema
+from renewals.db.migrate import migrate_all
+from renewals.db.pool import with_schema
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -19,15 +19,15 @@ import uuid
 from dataclasses import dataclass
 
 from bench.common import percentile, scratch_schema, write_section
-from dualrun import logs
-from dualrun.billing import BillingLedger
-from dualrun.db.pool import async_pool
-from dualrun.model import OperationStatus, Outcome, RenewalRequest
-from dualrun.registry import RegistryClient
 from legacy_adapter.adapter import LegacyAdapter
-from legacy_adapter.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.robots import LegacyEngine, RobotConfig
 from ops.registry_sim.admin import AsyncSimAdmin
 from ops.registry_sim.server import SimServer
+from renewals import logs
+from renewals.billing import BillingLedger
+from renewals.db.pool import async_pool
+from renewals.model import OperationStatus, Outcome, RenewalRequest
+from renewals.registry import RegistryClient
 
 TITLE = "Legacy engine: submit-to-done latency"
 TLD = "com"

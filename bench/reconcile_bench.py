@@ -20,12 +20,12 @@ from typing import Any
 import psycopg
 
 from bench.common import scratch_schema, server_dsn, write_section
-from dualrun import logs
-from dualrun.db.pool import async_pool
 from reconciler.alerts import Webhook
 from reconciler.model import Window
 from reconciler.run import Reconciler
 from reconciler.sources import SimulatorTableLedger
+from renewals import logs
+from renewals.db.pool import async_pool
 
 INJECTED = 100  # of each kind
 

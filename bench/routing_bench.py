@@ -20,8 +20,8 @@ from dualrun.flags.chain import FlagChain
 from dualrun.flags.local import SEED, LocalFlags
 from dualrun.flags.model import RuleChange, context
 from dualrun.flags.sources import OFFLINE_URL, BootstrapSource, MemoryCache
-from dualrun.model import Mode
 from dualrun.routing.router import Router
+from renewals.model import Mode
 
 FLAG = "dualrun.renewals"
 RULES = {"fr": (Mode.TEMPORAL, 100), "de": (Mode.TEMPORAL, 25), "info": (Mode.SHADOW, 100)}

@@ -20,14 +20,14 @@ import uuid
 from dataclasses import replace
 
 from bench.common import dev_server, percentile, scratch_schema, write_section
-from dualrun import logs
-from dualrun.billing import BillingLedger
-from dualrun.db.pool import async_pool
-from dualrun.model import RenewalRequest
-from dualrun.registry import RegistryClient
-from dualrun.settings import Settings
 from ops.registry_sim.admin import AsyncSimAdmin
 from ops.registry_sim.server import SimServer
+from renewals import logs
+from renewals.billing import BillingLedger
+from renewals.db.pool import async_pool
+from renewals.model import RenewalRequest
+from renewals.registry import RegistryClient
+from renewals.settings import Settings
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.starter import submit_live
 from temporal_flow.worker import WorkerOptions, build_workers

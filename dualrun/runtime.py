@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.billing import BillingLedger
-from dualrun.db.pool import async_pool
-from dualrun.registry import RegistryClient
-from dualrun.settings import Settings
+from renewals.billing import BillingLedger
+from renewals.db.pool import async_pool
+from renewals.registry import RegistryClient
+from renewals.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,14 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.model import Engine, OperationStatus, Outcome, RenewalRequest
-from dualrun.operations import OperationNotFound, OperationStore, insert_operation, outcome_from_row
 from legacy_adapter.errors import CancelRefused, RequeueRefused
+from renewals.model import Engine, OperationStatus, Outcome, RenewalRequest
+from renewals.operations import (
+    OperationNotFound,
+    OperationStore,
+    insert_operation,
+    outcome_from_row,
+)
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dualrun.errors import DualrunError
+from renewals.errors import DualrunError
 
 
 class CancelRefused(DualrunError):

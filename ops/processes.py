@@ -21,8 +21,8 @@ from typing import Literal
 import httpx
 import structlog
 
-from dualrun.errors import DualrunError
 from ops.postgres import port_open as port_open
+from renewals.errors import DualrunError
 
 log = structlog.get_logger(__name__)
 

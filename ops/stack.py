@@ -23,12 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import structlog
 
-from dualrun.db.migrate import migrate_all
-from dualrun.files import file_lock
-from dualrun.settings import Settings
 from ops import processes, temporal
 from ops.postgres import EmbeddedPostgres, _run_as
 from ops.processes import HOST, START_TIMEOUT_S, DetachedService, ServiceStatus, StackError
+from renewals.db.migrate import migrate_all
+from renewals.files import file_lock
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dualrun.errors import DualrunError
-from dualrun.settings import Settings
 from ops.processes import HOST, DetachedService, ServiceStatus, http_ok, port_open
+from renewals.errors import DualrunError
+from renewals.settings import Settings
 from temporal_flow.search_attributes import DEV_SERVER_ARGS
 
 HTTP_PORT_OFFSET = 2000

@@ -15,8 +15,8 @@ import httpx
 import structlog
 from prometheus_client import Counter
 
-from dualrun.logs import redact_text
 from reconciler.model import ALERTING, Finding
+from renewals.logs import redact_text
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ import structlog
 from psycopg import AsyncConnection
 from temporalio.client import Client
 
-from dualrun.registry import RegistryClient
+from renewals.registry import RegistryClient
 
 log = structlog.get_logger(__name__)
 

@@ -12,8 +12,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.errors import DualrunError
 from reconciler.model import ALERTING, Finding, Window
+from renewals.errors import DualrunError
 
 LOCK_KEY = 0x72636E  # "rcn": one reconciliation at a time across processes and replicas
 # scoped to the schema, like the migrations' lock: deployments sharing a database don't queue

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 import structlog
 
 from dualrun.runtime import services
-from dualrun.settings import Settings
 from reconciler.alerts import Webhook, prime
 from reconciler.run import Reconciler
 from reconciler.sources import ApiLedger, RegistryLedgerSource, SimulatorTableLedger
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -21,7 +21,7 @@ def ledger_source(settings: Settings, registry: object) -> RegistryLedgerSource:
     """The embedded simulator keeps its ledger in our database: read the table; else the API."""
     if settings.embedded_registry:
         return SimulatorTableLedger()
-    from dualrun.registry import RegistryClient
+    from renewals.registry import RegistryClient
 
     assert isinstance(registry, RegistryClient)
     return ApiLedger(registry, settings.tlds)

@@ -17,10 +17,10 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from dualrun.billing import BillingConflict, BillingLedger, NothingToRefund
-from dualrun.model import add_years
-from dualrun.registry import RegistryClient
-from dualrun.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
+from renewals.billing import BillingConflict, BillingLedger, NothingToRefund
+from renewals.model import add_years
+from renewals.registry import RegistryClient
+from renewals.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
 from temporal_flow import db_sync
 from temporal_flow.errors import BILLING_CONFLICT, REGISTRY_UNAVAILABLE, to_application_error
 from temporal_flow.types import (

@@ -12,7 +12,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.metrics import observe_renewal
+from renewals.metrics import observe_renewal
 from temporal_flow.types import PlanInput, SyncInput
 
 _TERMINAL = ("done", "failed", "cancelled")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from dualrun.registry_errors import (
+from renewals.registry_errors import (
     AmbiguousTimeout,
     DomainNotFound,
     ExpiryMismatch,

@@ -22,9 +22,9 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from dualrun.errors import DualrunError
-from dualrun.model import RenewalRequest
-from dualrun.settings import Settings
+from renewals.errors import DualrunError
+from renewals.model import RenewalRequest
+from renewals.settings import Settings
 from temporal_flow.starter import Started, renew_input, start_renewal
 from temporal_flow.types import RunMode
 

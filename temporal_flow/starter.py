@@ -14,9 +14,9 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from dualrun.model import Engine, RenewalRequest
-from dualrun.operations import insert_operation
-from dualrun.settings import Settings
+from renewals.model import Engine, RenewalRequest
+from renewals.operations import insert_operation
+from renewals.settings import Settings
 from temporal_flow import search_attributes as sa
 from temporal_flow.interceptors import SHADOW_PREFIX
 from temporal_flow.types import RenewInput, RunMode

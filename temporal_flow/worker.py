@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
-from dualrun.settings import Settings
+from renewals.settings import Settings
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.interceptors import (
     CancellationInterceptor,

@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from dualrun.model import add_years
+    from renewals.model import add_years
     from temporal_flow.activities import RenewalActivities
     from temporal_flow.errors import (
         CANCEL_REQUESTED,

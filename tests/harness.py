@@ -18,12 +18,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from dualrun.billing import BillingLedger
-from dualrun.db.pool import async_pool
-from dualrun.model import RenewalRequest
-from dualrun.registry import RegistryClient
-from dualrun.settings import Settings
 from ops.registry_sim.admin import SimAdmin
+from renewals.billing import BillingLedger
+from renewals.db.pool import async_pool
+from renewals.model import RenewalRequest
+from renewals.registry import RegistryClient
+from renewals.settings import Settings
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.starter import Started, submit_live
 from temporal_flow.worker import WorkerOptions, build_workers

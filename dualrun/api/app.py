@@ -11,12 +11,12 @@ from temporalio.client import Client
 
 from dualrun.api import errors, reports
 from dualrun.api.routes import router
-from dualrun.db.pool import async_pool
 from dualrun.routing.dispatch import TemporalLink
 from dualrun.routing.router import Router
 from dualrun.routing.runtime import started_chain
 from dualrun.routing.service import RenewalService
-from dualrun.settings import Settings
+from renewals.db.pool import async_pool
+from renewals.settings import Settings
 
 
 def create_app(

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dualrun.errors import ConfigError, IdempotencyConflict, InvalidInput
-from dualrun.logs import redact_text
-from dualrun.operations import OperationNotFound
 from dualrun.routing.store import OperationIdInUse
+from renewals.errors import ConfigError, IdempotencyConflict, InvalidInput
+from renewals.logs import redact_text
+from renewals.operations import OperationNotFound
 
 log = structlog.get_logger(__name__)
 

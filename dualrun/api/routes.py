@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dualrun.api.auth import require_token
 from dualrun.api.errors import ErrorBody, error_response
-from dualrun.errors import InvalidInput
-from dualrun.model import RenewalRequest
 from dualrun.routing.service import RenewalService, explain_names
+from renewals.errors import InvalidInput
+from renewals.model import RenewalRequest
 
 router = APIRouter()
 MAX_EXPLAIN_PER_CALL = 1000

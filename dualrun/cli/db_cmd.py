@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dualrun.cli.main import AppContext, emit, pass_app
-from dualrun.db.migrate import migrate_all
+from renewals.db.migrate import migrate_all
 
 
 @click.group("db")

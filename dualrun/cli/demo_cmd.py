@@ -6,10 +6,10 @@ import os
 
 import click
 
-from dualrun import logs
 from dualrun.cli.main import AppContext, emit, pass_app
 from dualrun.demo.plan import DemoConfig
 from dualrun.demo.run import DemoResult, run_demo
+from renewals import logs
 
 
 def _text(result: DemoResult) -> str:

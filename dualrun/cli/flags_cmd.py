@@ -12,14 +12,14 @@ from typing import Any
 import click
 
 from dualrun.cli.main import AppContext, emit, pass_app
-from dualrun.errors import ConfigError, InvalidInput
 from dualrun.flags import server_url
 from dualrun.flags.admin import UnleashAdmin
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import check_change
-from dualrun.model import Mode
 from dualrun.routing.runtime import started_chain
-from dualrun.settings import Settings
+from renewals.errors import ConfigError, InvalidInput
+from renewals.model import Mode
+from renewals.settings import Settings
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 

@@ -10,10 +10,10 @@ import click
 
 from dualrun.cli.main import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
-from dualrun.metrics import serve_metrics
 from dualrun.runtime import services, stop_on_signals
-from legacy_adapter.autorenew import BatchResult, create_batch, read_batch_file
-from legacy_adapter.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.autorenew import BatchResult, create_batch, read_batch_file
+from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from renewals.metrics import serve_metrics
 
 _positive = click.FloatRange(min=0.01)
 

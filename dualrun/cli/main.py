@@ -15,9 +15,9 @@ from typing import Any, NoReturn
 import click
 import structlog
 
-from dualrun import logs
-from dualrun.errors import ConfigError, DualrunError, IdempotencyConflict, InvalidInput
-from dualrun.settings import Settings
+from renewals import logs
+from renewals.errors import ConfigError, DualrunError, IdempotencyConflict, InvalidInput
+from renewals.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 

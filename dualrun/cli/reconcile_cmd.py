@@ -11,13 +11,13 @@ import click
 
 from dualrun.cli.main import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
-from dualrun.errors import InvalidInput
-from dualrun.metrics import serve_metrics
 from reconciler.model import RunSummary, Window
 from reconciler.report.model import UNCHECKED_BECAUSE
 from reconciler.report.store import write_after_run
 from reconciler.run import SWEEP_CHECKS
 from reconciler.wiring import reconciler_from
+from renewals.errors import InvalidInput
+from renewals.metrics import serve_metrics
 
 stuck_after_option = click.option(
     "--stuck-after",

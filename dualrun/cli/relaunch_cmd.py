@@ -11,8 +11,6 @@ import asyncio
 import click
 
 from dualrun.cli.main import EXIT_FAILURE, AppContext, emit, pass_app
-from dualrun.db.pool import async_pool
-from dualrun.errors import InvalidInput
 from dualrun.relaunch import jobs
 from dualrun.relaunch.model import (
     DEFAULT_RATE,
@@ -23,6 +21,8 @@ from dualrun.relaunch.model import (
     parse_positive,
 )
 from dualrun.relaunch.runner import Relauncher
+from renewals.db.pool import async_pool
+from renewals.errors import InvalidInput
 from temporal_flow.starter import connect
 
 CONCURRENCY = 8

@@ -12,9 +12,9 @@ from typing import Any
 import click
 
 from dualrun.cli.main import EXIT_FAILURE, AppContext, emit, pass_app
-from dualrun.errors import InvalidInput
-from dualrun.model import RenewalRequest
 from dualrun.routing.runtime import renewal_service
+from renewals.errors import InvalidInput
+from renewals.model import RenewalRequest
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from dualrun.cli.main import AppContext, pass_app
-from dualrun.db.pool import async_pool
 from reconciler.report import FORMATS, Thresholds, load
+from renewals.db.pool import async_pool
 
 _PERCENT = click.FloatRange(0, 100)
 

@@ -10,7 +10,7 @@ import click
 import psycopg
 
 from dualrun.cli.main import AppContext, emit, pass_app
-from dualrun.db.migrate import migrate
+from renewals.db.migrate import migrate
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 

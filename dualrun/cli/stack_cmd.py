@@ -7,9 +7,9 @@ import time
 import click
 
 from dualrun.cli.main import AppContext, emit, pass_app
-from dualrun.errors import DualrunError
 from ops import stack
 from ops.processes import ServiceStatus
+from renewals.errors import DualrunError
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 

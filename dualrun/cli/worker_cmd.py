@@ -8,8 +8,8 @@ import click
 
 from dualrun.cli.main import AppContext, pass_app
 from dualrun.cli.options import metrics_options
-from dualrun.metrics import serve_metrics
 from dualrun.runtime import services, stop_on_signals
+from renewals.metrics import serve_metrics
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.starter import connect
 from temporal_flow.worker import WorkerOptions, queue_names, run_workers

@@ -7,7 +7,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-from dualrun.model import Mode, RenewalRequest
+from renewals.model import Mode, RenewalRequest
 
 # fr moved, de a quarter moved, info in shadow, com and eu still legacy.
 FLAGS: dict[str, tuple[Mode, int]] = {

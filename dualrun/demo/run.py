@@ -13,23 +13,23 @@ from typing import Any
 
 import structlog
 
-from dualrun.db.migrate import migrate_all
-from dualrun.db.pool import async_pool
 from dualrun.demo import summary
 from dualrun.demo.plan import FLAGS, DemoConfig, Domains, make_domains
 from dualrun.demo.processes import EngineProcesses
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import RuleChange
-from dualrun.model import Mode
 from dualrun.routing.runtime import renewal_service
-from dualrun.settings import Settings
-from legacy_adapter.autorenew import create_batch
 from ops import stack
+from ops.legacy_engine.autorenew import create_batch
 from ops.processes import ServiceStatus
 from ops.registry_sim.admin import SimAdmin
 from reconciler.model import Window
 from reconciler.report.store import write_after_run
 from reconciler.wiring import reconciler_from
+from renewals.db.migrate import migrate_all
+from renewals.db.pool import async_pool
+from renewals.model import Mode
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

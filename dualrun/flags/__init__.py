@@ -8,7 +8,7 @@ from dualrun.flags.local import bootstrap_path
 from dualrun.flags.model import FlagSourceKind, FlagState, TldRule
 from dualrun.flags.port import FlagSource, FlagView
 from dualrun.flags.sources import BootstrapSource, UnleashServerSource
-from dualrun.settings import Settings
+from renewals.settings import Settings
 
 __all__ = [
     "FlagChain",

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import structlog
 
-from dualrun.errors import DualrunError
 from dualrun.flags.model import (
     DOMAIN_FIELD,
     TLD_FIELD,
@@ -23,8 +22,9 @@ from dualrun.flags.model import (
     parse_state,
     strategy_body,
 )
-from dualrun.logs import redact_text
-from dualrun.settings import Secret
+from renewals.errors import DualrunError
+from renewals.logs import redact_text
+from renewals.settings import Secret
 
 log = structlog.get_logger(__name__)
 

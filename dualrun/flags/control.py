@@ -3,12 +3,12 @@ API, admin token from the settings), else the local bootstrap file the router re
 
 from __future__ import annotations
 
-from dualrun.errors import ConfigError
 from dualrun.flags import server_url
 from dualrun.flags.admin import UnleashAdmin
 from dualrun.flags.local import LocalFlags, bootstrap_path
 from dualrun.flags.model import RuleChange, TldRule
-from dualrun.settings import Settings
+from renewals.errors import ConfigError
+from renewals.settings import Settings
 
 
 def admin_client(settings: Settings) -> UnleashAdmin:

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import ops
-from dualrun.errors import DualrunError
-from dualrun.files import file_lock
 from dualrun.flags.model import (
     FlagState,
     RuleChange,
@@ -27,7 +25,9 @@ from dualrun.flags.model import (
     parse_state,
     strategy_body,
 )
-from dualrun.settings import Settings
+from renewals.errors import DualrunError
+from renewals.files import file_lock
+from renewals.settings import Settings
 
 SEED = Path(ops.__file__).parent / "flags" / "bootstrap.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 from dualrun.flags.model import FlagSourceKind
-from dualrun.model import Mode
+from renewals.model import Mode
 
 FLAG_SOURCE = Gauge(
     "dualrun_flag_source",

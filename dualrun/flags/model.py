@@ -16,8 +16,8 @@ from typing import Any
 
 from UnleashClient.utils import normalized_hash
 
-from dualrun.errors import InvalidInput
-from dualrun.model import Mode
+from renewals.errors import InvalidInput
+from renewals.model import Mode
 
 TLD_FIELD = "tld"
 DOMAIN_FIELD = "domain"  # the stickiness field: every evaluation context carries it

@@ -21,7 +21,7 @@ from UnleashClient.utils import InstanceAllowType
 
 from dualrun.flags.model import FlagSourceKind, FlagState, parse_state
 from dualrun.flags.port import FlagView
-from dualrun.settings import Secret
+from renewals.settings import Secret
 
 log = structlog.get_logger(__name__)
 

@@ -16,8 +16,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.errors import DualrunError
 from dualrun.relaunch.model import REFUSALS, Selection
+from renewals.errors import DualrunError
 
 _SELECT = """
 SELECT o.operation_id, o.domain, o.engine, o.status, o.error_code, o.workflow_id,

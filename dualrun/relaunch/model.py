@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualrun.errors import InvalidInput
+from renewals.errors import InvalidInput
 
 STATUSES = ("failed", "stuck")
 DEFAULT_WINDOW = dt.timedelta(days=1)

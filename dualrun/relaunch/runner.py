@@ -19,13 +19,13 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
-from dualrun.operations import OperationNotFound
 from dualrun.relaunch import items, jobs
 from dualrun.relaunch.model import Selection, Summary
 from dualrun.relaunch.pacing import Pacer, Reporter, reporter
-from dualrun.settings import Settings
 from legacy_adapter.adapter import LegacyAdapter
 from legacy_adapter.errors import RequeueRefused
+from renewals.operations import OperationNotFound
+from renewals.settings import Settings
 from temporal_flow import relaunch as temporal
 
 log = structlog.get_logger(__name__)

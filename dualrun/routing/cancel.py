@@ -18,12 +18,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from dualrun.errors import InvalidInput
-from dualrun.model import Engine, OperationStatus
-from dualrun.operations import OperationStore
 from dualrun.routing.dispatch import TemporalLink
 from legacy_adapter.adapter import LegacyAdapter
 from legacy_adapter.errors import CancelRefused
+from renewals.errors import InvalidInput
+from renewals.model import Engine, OperationStatus
+from renewals.operations import OperationStore
 
 log = structlog.get_logger(__name__)
 

@@ -18,11 +18,11 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from dualrun.flags import metrics
-from dualrun.logs import redact_text
-from dualrun.model import Engine, Mode, RenewalRequest
-from dualrun.operations import insert_operation
-from dualrun.settings import Settings
 from legacy_adapter.adapter import LegacyAdapter
+from renewals.logs import redact_text
+from renewals.model import Engine, Mode, RenewalRequest
+from renewals.operations import insert_operation
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dualrun.domains import tld_of
 from dualrun.flags.model import FlagSourceKind, bucket_of
 from dualrun.flags.port import FlagView
-from dualrun.model import Engine, Mode, RenewalRequest
+from renewals.domains import tld_of
+from renewals.model import Engine, Mode, RenewalRequest
 
 ENGINE_OF_MODE = {
     Mode.LEGACY: Engine.LEGACY,

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 
 from temporalio.client import Client
 
-from dualrun.db.pool import async_pool
 from dualrun.flags import FlagChain, build_chain
 from dualrun.routing.dispatch import TemporalLink
 from dualrun.routing.router import Router
 from dualrun.routing.service import RenewalService
-from dualrun.settings import Settings
+from renewals.db.pool import async_pool
+from renewals.settings import Settings
 
 
 @asynccontextmanager

@@ -11,16 +11,16 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.domains import normalise_domain
-from dualrun.errors import IdempotencyConflict, InvalidInput
 from dualrun.flags import metrics
-from dualrun.model import Mode, RenewalRequest
-from dualrun.operations import OperationNotFound
 from dualrun.routing import store
 from dualrun.routing.cancel import CancelResult, cancel_operation, check_operation_id
 from dualrun.routing.dispatch import TemporalLink, create_operation, start_workflow
 from dualrun.routing.router import Decision, Router
-from dualrun.settings import Settings
+from renewals.domains import normalise_domain
+from renewals.errors import IdempotencyConflict, InvalidInput
+from renewals.model import Mode, RenewalRequest
+from renewals.operations import OperationNotFound
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

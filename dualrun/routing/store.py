@@ -13,9 +13,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from dualrun.errors import IdempotencyConflict, InvalidInput
-from dualrun.model import RenewalRequest
 from dualrun.routing.router import Decision
+from renewals.errors import IdempotencyConflict, InvalidInput
+from renewals.model import RenewalRequest
 
 _CLAIM = """
 INSERT INTO routing_decisions (idempotency_key, operation_id, domain, tld, current_expiry, years,

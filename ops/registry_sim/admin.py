@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from dualrun.errors import DualrunError
-from dualrun.settings import Settings
+from renewals.errors import DualrunError
+from renewals.settings import Settings
 
 
 class SimAdminError(DualrunError):

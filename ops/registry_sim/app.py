@@ -16,12 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dualrun.registry_errors import EPP_PARAMETER_SYNTAX
-from dualrun.settings import Settings
 from ops.registry_sim.models import SimError
 from ops.registry_sim.ratelimit import Clock
 from ops.registry_sim.routes import router
 from ops.registry_sim.simulator import Simulator, field_of
+from renewals.registry_errors import EPP_PARAMETER_SYNTAX
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from dualrun.registry_errors import EPP_PARAMETER_SYNTAX
+from renewals.registry_errors import EPP_PARAMETER_SYNTAX
 
 Years = Annotated[StrictInt, Field(ge=1, le=10)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from dualrun.domains import normalise_domain
-from dualrun.errors import InvalidInput
-from dualrun.registry import RENEW_PROHIBITING
 from ops.registry_sim import store
 from ops.registry_sim.models import PREMIUM_TIERS_CENTS, RenewBody, SeedBody, bad_input
 from ops.registry_sim.simulator import Simulator
+from renewals.domains import normalise_domain
+from renewals.errors import InvalidInput
+from renewals.registry import RENEW_PROHIBITING
 
 router = APIRouter(prefix="/registries/{tld}")
 

@@ -12,9 +12,9 @@ import httpx
 import structlog
 import uvicorn
 
-from dualrun.errors import DualrunError
-from dualrun.settings import Settings
 from ops.registry_sim.app import create_app
+from renewals.errors import DualrunError
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,6 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
-from dualrun.db.pool import async_pool
-from dualrun.registry_errors import EPP_COMMAND_FAILED, EPP_SESSION_LIMIT, REASON_RATE_LIMITED
-from dualrun.settings import Settings
 from ops.registry_sim import store
 from ops.registry_sim.faults import FaultInjector
 from ops.registry_sim.models import (
@@ -28,6 +25,9 @@ from ops.registry_sim.models import (
     default_burst,
 )
 from ops.registry_sim.ratelimit import Clock, TokenBucket, TrafficLog
+from renewals.db.pool import async_pool
+from renewals.registry_errors import EPP_COMMAND_FAILED, EPP_SESSION_LIMIT, REASON_RATE_LIMITED
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -11,16 +11,16 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.model import add_years
-from dualrun.registry import RENEW_PROHIBITING
-from dualrun.registry_errors import (
+from ops.registry_sim.models import SimError
+from renewals.model import add_years
+from renewals.registry import RENEW_PROHIBITING
+from renewals.registry_errors import (
     EPP_OBJECT_NOT_FOUND,
     EPP_POLICY_ERROR,
     EPP_STATUS_PROHIBITS,
     REASON_EXPIRY_MISMATCH,
     REASON_MAX_PERIOD,
 )
-from ops.registry_sim.models import SimError
 
 SeedRow = tuple[str, str, dt.date, int | None, list[str]]
 MAX_PERIOD_YEARS = 10

@@ -18,8 +18,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from dualrun.errors import DualrunError
 from ops.processes import HOST, log_tail, port_open, spawn, stop_group, wait_until
+from renewals.errors import DualrunError
 
 HERE = Path(__file__).parent
 START_SCRIPT = HERE / "start.mjs"

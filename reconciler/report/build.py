@@ -12,10 +12,10 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from dualrun.flags.port import FlagView
-from dualrun.settings import Settings
 from reconciler.report.data import collect
 from reconciler.report.model import SEVERITIES, Figures, FlagInfo, FlagRow
 from reconciler.report.verdict import Readiness, Thresholds, decide
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

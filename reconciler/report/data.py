@@ -14,7 +14,6 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.errors import DualrunError
 from reconciler.report.model import (
     Durations,
     EngineFigures,
@@ -25,6 +24,7 @@ from reconciler.report.model import (
     ShadowFigures,
     Trail,
 )
+from renewals.errors import DualrunError
 
 MAX_FINDINGS = 200  # listed in the report; the counts cover them all
 

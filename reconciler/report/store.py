@@ -11,13 +11,13 @@ from pathlib import Path
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.files import file_lock
-from dualrun.settings import Settings
 from reconciler.model import RunSummary
 from reconciler.report.build import FORMATS, Report, build_report, read_flags, render
 from reconciler.report.data import latest_run_id
 from reconciler.report.model import FlagInfo
 from reconciler.report.verdict import Thresholds
+from renewals.files import file_lock
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 

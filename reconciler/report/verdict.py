@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from dualrun.settings import Settings
 from reconciler.report.model import FlagRow, Trail
+from renewals.settings import Settings
 
 
 class Verdict(StrEnum):

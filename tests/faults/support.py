@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 
-from dualrun.model import add_years
 from ops.temporal import PERSISTENCE_ARGS
 from reconciler.alerts import Webhook
 from reconciler.model import Kind, RunSummary, Window
 from reconciler.run import Reconciler
 from reconciler.sources import ApiLedger
+from renewals.model import add_years
 from temporal_flow.search_attributes import DEV_SERVER_ARGS
 from tests.harness import TODAY, Harness, worker_env
 

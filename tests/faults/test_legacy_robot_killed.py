@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from dualrun.model import add_years
 from legacy_adapter.adapter import LegacyAdapter
+from renewals.model import add_years
 from tests.faults.support import (
     EXPIRY,
     Processes,

@@ -13,11 +13,11 @@ from temporalio.testing import WorkflowEnvironment
 from dualrun.flags import build_chain
 from dualrun.flags.control import set_rule
 from dualrun.flags.model import FlagSourceKind, RuleChange
-from dualrun.model import Engine, Mode
 from dualrun.routing.router import Router
 from dualrun.routing.runtime import renewal_service
 from ops.registry_sim.server import SimServer
 from ops.unleash import UnleashServer
+from renewals.model import Engine, Mode
 from tests.faults.support import (
     EXPIRY,
     Processes,

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from dualrun.billing import BillingLedger
-from dualrun.model import RenewalRequest
 from legacy_adapter.adapter import LegacyAdapter
-from legacy_adapter.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.robots import LegacyEngine, RobotConfig
 from ops.registry_sim.server import SimServer
+from renewals.billing import BillingLedger
+from renewals.model import RenewalRequest
 from tests.harness import TODAY, Harness, harness, worker_env
 
 EXPIRY = TODAY + dt.timedelta(days=25)

@@ -14,8 +14,8 @@ import pytest
 from dualrun.api.app import create_app
 from dualrun.flags.local import SEED, LocalFlags
 from dualrun.flags.model import RuleChange
-from dualrun.model import Mode
-from dualrun.settings import Settings
+from renewals.model import Mode
+from renewals.settings import Settings
 from tests.harness import count
 
 with warnings.catch_warnings():  # starlette deprecates its httpx-based client; it still works

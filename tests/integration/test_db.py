@@ -10,9 +10,9 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.billing import BillingConflict, BillingLedger, NothingToRefund
-from dualrun.db import pool as pool_module
-from dualrun.db.pool import async_pool
+from renewals.billing import BillingConflict, BillingLedger, NothingToRefund
+from renewals.db import pool as pool_module
+from renewals.db.pool import async_pool
 
 pytestmark = pytest.mark.integration
 

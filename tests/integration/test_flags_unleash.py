@@ -19,10 +19,10 @@ from dualrun.flags.chain import FlagChain
 from dualrun.flags.local import SEED
 from dualrun.flags.model import FlagSourceKind
 from dualrun.flags.sources import BootstrapSource
-from dualrun.model import Engine, Mode
 from dualrun.routing.router import Router
-from dualrun.settings import Settings
 from ops.unleash import UnleashServer
+from renewals.model import Engine, Mode
+from renewals.settings import Settings
 from tests.harness import Cli, cli_runner
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

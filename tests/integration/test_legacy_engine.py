@@ -28,16 +28,16 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.billing import BillingLedger
-from dualrun.db.pool import async_pool
-from dualrun.model import OperationStatus, RenewalRequest, add_years
-from dualrun.registry import RegistryClient
 from legacy_adapter.adapter import LegacyAdapter
-from legacy_adapter.autorenew import create_batch
 from legacy_adapter.errors import CancelRefused, RequeueRefused
-from legacy_adapter.robots import EngineStats, LegacyEngine, RobotConfig
+from ops.legacy_engine.autorenew import create_batch
+from ops.legacy_engine.robots import EngineStats, LegacyEngine, RobotConfig
 from ops.registry_sim.admin import SimAdmin
 from ops.registry_sim.server import SimServer
+from renewals.billing import BillingLedger
+from renewals.db.pool import async_pool
+from renewals.model import OperationStatus, RenewalRequest, add_years
+from renewals.registry import RegistryClient
 from tests.harness import TODAY
 
 pytestmark = [pytest.mark.integration]

@@ -15,14 +15,14 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from dualrun.billing import BillingLedger
 from legacy_adapter.adapter import LegacyAdapter
-from legacy_adapter.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.robots import LegacyEngine, RobotConfig
 from reconciler.alerts import Webhook
 from reconciler.model import Window
 from reconciler.run import Reconciler
 from reconciler.schedule import run_once
 from reconciler.sources import ApiLedger
+from renewals.billing import BillingLedger
 from tests.harness import TODAY, Harness, worker_env
 
 pytestmark = pytest.mark.integration

@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 import structlog
 
-from dualrun.billing import BillingLedger
-from dualrun.model import RenewalRequest
 from legacy_adapter.adapter import LegacyAdapter
-from legacy_adapter.autorenew import create_batch
-from legacy_adapter.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.autorenew import create_batch
+from ops.legacy_engine.robots import LegacyEngine, RobotConfig
 from reconciler.alerts import Webhook
 from reconciler.model import Window
 from reconciler.report.data import latest_run_id
 from reconciler.run import Reconciler
 from reconciler.sources import ApiLedger
+from renewals.billing import BillingLedger
+from renewals.model import RenewalRequest
 from temporal_flow.starter import renew_input, start_renewal
 from temporal_flow.types import RunMode
 from tests.harness import TODAY, Harness, cli_runner, worker_env

@@ -14,8 +14,10 @@ import pytest
 import structlog
 
 from dualrun.cli.main import run
-from dualrun.model import add_years, idempotency_key
-from dualrun.registry import (
+from ops.registry_sim.admin import AsyncSimAdmin, SimAdmin
+from ops.registry_sim.server import SimServer
+from renewals.model import add_years, idempotency_key
+from renewals.registry import (
     AmbiguousTimeout,
     DomainNotFound,
     ExpiryMismatch,
@@ -27,8 +29,6 @@ from dualrun.registry import (
     RenewProhibited,
     epp_client_tx_id,
 )
-from ops.registry_sim.admin import AsyncSimAdmin, SimAdmin
-from ops.registry_sim.server import SimServer
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from dualrun.model import add_years
 from ops.registry_sim.server import SimServer
+from renewals.model import add_years
 from tests.harness import Harness, harness, save_history
 from tests.integration.relaunch_support import (
     EXPIRY,

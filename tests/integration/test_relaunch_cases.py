@@ -13,9 +13,9 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
 
-from dualrun.model import Engine, RenewalRequest, add_years
-from dualrun.operations import insert_operation
 from ops.registry_sim.server import SimServer
+from renewals.model import Engine, RenewalRequest, add_years
+from renewals.operations import insert_operation
 from temporal_flow import relaunch as temporal_relaunch
 from tests.harness import Harness, cli_runner, harness
 from tests.integration.relaunch_support import (

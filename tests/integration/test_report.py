@@ -13,8 +13,8 @@ import pytest
 from dualrun.api.app import create_app
 from dualrun.flags.local import SEED, LocalFlags
 from dualrun.flags.model import RuleChange
-from dualrun.model import Mode
-from dualrun.settings import Settings
+from renewals.model import Mode
+from renewals.settings import Settings
 from tests.harness import Cli, cli_runner
 from tests.report_seed import HOSTILE, HOSTILE_TLD, Seeded, seed
 

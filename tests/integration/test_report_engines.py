@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import structlog
 
-from dualrun.billing import BillingLedger
-from dualrun.model import RenewalRequest
 from legacy_adapter.adapter import LegacyAdapter
-from legacy_adapter.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from renewals.billing import BillingLedger
+from renewals.model import RenewalRequest
 from temporal_flow.starter import renew_input, start_renewal
 from temporal_flow.types import RunMode
 from tests.harness import TODAY, Cli, Harness, cli_runner, worker_env

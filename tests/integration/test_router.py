@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from dualrun.errors import IdempotencyConflict
 from dualrun.flags.local import SEED, LocalFlags
 from dualrun.flags.model import RuleChange
-from dualrun.model import Mode, RenewalRequest
 from dualrun.routing.runtime import renewal_service
 from dualrun.routing.service import RenewalService
-from dualrun.settings import Settings
+from renewals.errors import IdempotencyConflict
+from renewals.model import Mode, RenewalRequest
+from renewals.settings import Settings
 from tests.harness import TODAY, Harness, count
 
 pytestmark = pytest.mark.integration

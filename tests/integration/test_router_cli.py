@@ -114,9 +114,9 @@ def test_20_threads_and_4_processes_make_one_decision(cli_env: dict[str, str], d
     def one() -> None:
         import asyncio
 
-        from dualrun.model import RenewalRequest
         from dualrun.routing.runtime import renewal_service
-        from dualrun.settings import Settings
+        from renewals.model import RenewalRequest
+        from renewals.settings import Settings
 
         settings = Settings.from_env(cli_env)
         request = RenewalRequest.parse(

@@ -8,7 +8,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from dualrun.billing import BillingLedger
+from renewals.billing import BillingLedger
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.errors import RATE_LIMITED
 from temporal_flow.types import RegistryRenewInput

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from dualrun.model import add_years
 from ops.registry_sim.server import SimServer
+from renewals.model import add_years
 from tests.harness import TODAY, Harness, harness, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from dualrun.model import RenewalRequest, add_years
+from renewals.model import RenewalRequest, add_years
 from temporal_flow.starter import renew_input, start_renewal
 from temporal_flow.types import RunMode
 from tests.harness import TODAY, Harness, save_history

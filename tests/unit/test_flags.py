@@ -9,7 +9,6 @@ import pytest
 import structlog
 from prometheus_client import REGISTRY
 
-from dualrun.errors import InvalidInput
 from dualrun.flags.chain import FlagChain
 from dualrun.flags.local import SEED, LocalFlags
 from dualrun.flags.model import (
@@ -23,8 +22,9 @@ from dualrun.flags.model import (
 )
 from dualrun.flags.port import FlagView
 from dualrun.flags.sources import BootstrapSource, MemoryCache
-from dualrun.model import Engine, Mode
 from dualrun.routing.router import Router
+from renewals.errors import InvalidInput
+from renewals.model import Engine, Mode
 
 FLAG = "dualrun.renewals"
 TLDS = frozenset({"com", "de", "eu", "fr", "info"})

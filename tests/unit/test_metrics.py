@@ -11,10 +11,10 @@ from prometheus_client import REGISTRY
 
 from dualrun.cli.main import cli
 from dualrun.flags import metrics as flag_metrics
-from dualrun.metrics import observe_renewal, serve_metrics
 from reconciler import gauges
 from reconciler.alerts import prime
 from reconciler.model import ALERTING
+from renewals.metrics import observe_renewal, serve_metrics
 
 
 def value(name: str, **labels: str) -> float | None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dualrun.domains import normalise_domain, unicode_form
-from dualrun.errors import InvalidInput
-from dualrun.model import OperationStatus, RenewalRequest, add_years, idempotency_key
+from renewals.domains import normalise_domain, unicode_form
+from renewals.errors import InvalidInput
+from renewals.model import OperationStatus, RenewalRequest, add_years, idempotency_key
 
 GOOD: dict[str, Any] = {
     "domain": "example.fr",

@@ -30,7 +30,7 @@ RULES_TEST = OPS / "prometheus" / "rules_test.yml"
 PROM_CONFIG = OPS / "prometheus" / "prometheus.yml"
 DASHBOARD = OPS / "grafana" / "dualrun.json"
 RUNBOOKS = OPS / "runbooks"
-PACKAGES = ("dualrun", "reconciler", "temporal_flow", "legacy_adapter", "ops")
+PACKAGES = ("renewals", "dualrun", "reconciler", "temporal_flow", "legacy_adapter", "ops")
 
 # Commands the runbooks use that were built alongside the kit: should one not be registered
 # (yet), a runbook may use only the options agreed for it; registered, the real command is

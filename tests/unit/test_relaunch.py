@@ -12,10 +12,10 @@ from temporalio.api.history.v1 import (
     HistoryEvent,
 )
 
-from dualrun.errors import ConfigError, InvalidInput
 from dualrun.relaunch.model import Selection
 from dualrun.relaunch.pacing import Pacer
-from dualrun.settings import Settings
+from renewals.errors import ConfigError, InvalidInput
+from renewals.settings import Settings
 from temporal_flow.relaunch import ResetPoint, reset_point
 from temporal_flow.workflows import REGISTRY_RETRY, registry_retry
 

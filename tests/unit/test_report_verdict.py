@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from dualrun.errors import ConfigError
-from dualrun.settings import Settings
 from reconciler.report.model import FlagRow, Trail
 from reconciler.report.verdict import LADDER, Thresholds, Verdict, decide, position
+from renewals.errors import ConfigError
+from renewals.settings import Settings
 
 T = Thresholds(min_shadow_match=99.5, min_success_rate=98.0, min_volume=100, runs=7)
 GOOD_SHADOW = Trail("fr", runs=7, shadow_compared=3000, shadow_mismatched=1)

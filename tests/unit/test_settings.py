@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from dualrun import logs
-from dualrun.errors import ConfigError
-from dualrun.settings import Settings
+from renewals import logs
+from renewals.errors import ConfigError
+from renewals.settings import Settings
 
 
 def test_nothing_configured_means_the_embedded_stack(tmp_path: Path) -> None:

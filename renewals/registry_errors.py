@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from dualrun.errors import DualrunError
+from renewals.errors import DualrunError
 
 # EPP result codes (RFC 5730 §3) the simulator and the client use.
 EPP_PARAMETER_RANGE = 2004

@@ -11,8 +11,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.errors import DualrunError
-from dualrun.model import Engine, OperationStatus, Outcome, RenewalRequest
+from renewals.errors import DualrunError
+from renewals.model import Engine, OperationStatus, Outcome, RenewalRequest
 
 
 class OperationNotFound(DualrunError):

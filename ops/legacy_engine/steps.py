@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dualrun.registry_errors import (
+from renewals.registry_errors import (
     AmbiguousTimeout,
     DomainNotFound,
     ExpiryMismatch,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from dualrun.domains import DEFAULT_TLDS, normalise_domain, tld_of
-from dualrun.errors import InvalidInput
+from renewals.domains import DEFAULT_TLDS, normalise_domain, tld_of
+from renewals.errors import InvalidInput
 
 MIN_YEARS = 1
 MAX_YEARS = 10

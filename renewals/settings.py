@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dualrun.domains import DEFAULT_TLDS
-from dualrun.errors import ConfigError
+from renewals.domains import DEFAULT_TLDS
+from renewals.errors import ConfigError
 
 
 class Secret:

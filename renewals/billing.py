@@ -17,7 +17,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.errors import DualrunError
+from renewals.errors import DualrunError
 
 log = structlog.get_logger(__name__)
 

@@ -32,12 +32,12 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.billing import BillingLedger, charges_of_operation
-from dualrun.metrics import observe_renewal
-from dualrun.model import OperationStatus, add_years
-from dualrun.operations import OperationStore
-from dualrun.registry import RegistryClient
-from legacy_adapter.steps import LeaseLost, StepFailed, classify
+from ops.legacy_engine.steps import LeaseLost, StepFailed, classify
+from renewals.billing import BillingLedger, charges_of_operation
+from renewals.metrics import observe_renewal
+from renewals.model import OperationStatus, add_years
+from renewals.operations import OperationStore
+from renewals.registry import RegistryClient
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """Async client of the EPP-like registries (the simulator or a real provider's HTTP gateway).
 
-Used by both engines. Every call maps failures onto `dualrun.registry_errors`; a renew whose
+Used by both engines. Every call maps failures onto `renewals.registry_errors`; a renew whose
 answer never came raises `AmbiguousTimeout` (the registry may have committed it).
 """
 
@@ -17,8 +17,8 @@ from urllib.parse import quote
 import httpx
 import structlog
 
-from dualrun.domains import tld_of
-from dualrun.registry_errors import (
+from renewals.domains import tld_of
+from renewals.registry_errors import (
     EPP_OBJECT_NOT_FOUND,
     EPP_POLICY_ERROR,
     EPP_STATUS_PROHIBITS,
@@ -34,7 +34,7 @@ from dualrun.registry_errors import (
     RegistryUnavailable,
     RenewProhibited,
 )
-from dualrun.settings import Settings
+from renewals.settings import Settings
 
 __all__ = [
     "RENEW_PROHIBITING",

@@ -15,9 +15,9 @@ from pathlib import Path
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from dualrun.errors import InvalidInput
-from dualrun.model import Engine, RenewalRequest, new_operation_id
-from dualrun.operations import insert_operation
+from renewals.errors import InvalidInput
+from renewals.model import Engine, RenewalRequest, new_operation_id
+from renewals.operations import insert_operation
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@ import re
 
 import idna
 
-from dualrun.errors import InvalidInput
+from renewals.errors import InvalidInput
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
