@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from renewals.db.migrate import migrate_all
+from dualrun.wiring import migrate_all
 from renewals.db.pool import with_schema
 
 RESULTS = Path(__file__).parent / "RESULTS.md"

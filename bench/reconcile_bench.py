@@ -20,10 +20,10 @@ from typing import Any
 import psycopg
 
 from bench.common import scratch_schema, server_dsn, write_section
+from ops.registry_sim.ledger import SimulatorTableLedger
 from reconciler.alerts import Webhook
 from reconciler.model import Window
 from reconciler.run import Reconciler
-from reconciler.sources import SimulatorTableLedger
 from renewals import logs
 from renewals.db.pool import async_pool
 

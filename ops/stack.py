@@ -23,10 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import structlog
 
-from ops import processes, temporal
+from ops import processes, registry_sim, temporal
 from ops.postgres import EmbeddedPostgres, _run_as
 from ops.processes import HOST, START_TIMEOUT_S, DetachedService, ServiceStatus, StackError
-from renewals.db.migrate import migrate_all
+from renewals.db.migrate import migrate_core
 from renewals.files import file_lock
 from renewals.settings import Settings
 
@@ -121,7 +121,8 @@ class PostgresService:
             action = "started"
         if not processes.wait_until(self.healthy, START_TIMEOUT_S):
             raise self._error(f"not accepting connections after {START_TIMEOUT_S:.0f} s")
-        migrate_all(self.server.dsn)
+        migrate_core(self.server.dsn)
+        registry_sim.migrate_tables(self.server.dsn)  # the embedded simulator's ledger
         if action == "started":
             seconds = round(time.monotonic() - started, 2)
             log.info(

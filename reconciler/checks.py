@@ -13,10 +13,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from reconciler.model import Finding, Kind
+from reconciler.sources import LedgerRelation
+from renewals.domains import tld_of
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class CheckContext:
     stuck_after: dt.timedelta
     temporal_listed: bool  # recon_wf_states holds Temporal's view (else no status_drift)
     run_id: int = 0
-    ledger: str = "(SELECT * FROM sim_renewals WHERE created_at >= %(since)s)"
+    ledger: LedgerRelation | None = None  # where the registry renewals are (renewal checks)
     lookback: dt.timedelta = dt.timedelta(days=31)
 
     def params(self) -> dict[str, Any]:
@@ -40,15 +42,22 @@ class CheckContext:
 
 
 async def _rows(
-    conn: AsyncConnection[Any], sql: str, ctx: CheckContext, **extra: Any
+    conn: AsyncConnection[Any], query: str | sql.SQL, ctx: CheckContext, **extra: Any
 ) -> list[dict[str, Any]]:
+    """Run a check's statement; a `sql.SQL` one reads the registry ledger as `{ledger}`."""
+    if isinstance(query, sql.SQL):
+        if ctx.ledger is None:
+            raise ValueError("ledger: this check reads the registry ledger, none was given")
+        statement: str | sql.Composed = query.format(ledger=ctx.ledger.relation())
+    else:
+        statement = query
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.replace("{ledger}", ctx.ledger), {**ctx.params(), **extra})
+    await cur.execute(statement, {**ctx.params(), **extra})
     return await cur.fetchall()
 
 
 def _tld(domain: str | None) -> str | None:
-    return domain.rsplit(".", 1)[-1] if domain else None
+    return tld_of(domain) if domain else None
 
 
 _DUPLICATES = """
@@ -83,7 +92,7 @@ async def duplicate_operations(conn: AsyncConnection[Any], ctx: CheckContext) ->
     ]
 
 
-_RENEWALS = """
+_RENEWALS = sql.SQL("""
 SELECT coalesce(o.domain, r.domain) AS domain,
        coalesce(o.current_expiry, r.cur_exp_date) AS period,
        o.engine, r.created_at AS renewed_at
@@ -91,17 +100,17 @@ FROM (SELECT domain, current_expiry, engine FROM operations
       WHERE status = 'done' AND created_at >= %(since)s AND created_at < %(until)s) o
 FULL OUTER JOIN {ledger} r ON r.domain = o.domain AND r.cur_exp_date = o.current_expiry
 WHERE o.domain IS NULL OR r.domain IS NULL
-"""
-_DOUBLE_RENEWALS = """
+""")
+_DOUBLE_RENEWALS = sql.SQL("""
 SELECT domain, cur_exp_date AS period, count(*) AS n
 FROM {ledger} r GROUP BY domain, cur_exp_date HAVING count(*) > 1
-"""
-_RENEWAL_DETAIL = """
+""")
+_RENEWAL_DETAIL = sql.SQL("""
 SELECT domain, cur_exp_date, array_agg(server_tx_id ORDER BY created_at) AS txs,
        array_agg(new_expiry ORDER BY created_at) AS expiries
 FROM {ledger} r WHERE domain = ANY(%(domains)s)
 GROUP BY domain, cur_exp_date
-"""
+""")
 _OPS_OF_KEYS = """
 SELECT idempotency_key, array_agg(operation_id ORDER BY operation_id) AS ops,
        bool_or(status = 'done') AS any_done,

@@ -7,7 +7,7 @@ import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -20,7 +20,12 @@ from reconciler import checks, checks_state, gauges, store
 from reconciler.alerts import Webhook, announce
 from reconciler.checks import CheckContext
 from reconciler.model import Finding, RunSummary, Window
-from reconciler.sources import RegistryLedgerSource, clear_scratch, load_workflow_states
+from reconciler.sources import (
+    LedgerRelation,
+    RegistryLedgerSource,
+    clear_scratch,
+    load_workflow_states,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +71,7 @@ class Reconciler:
         """The window's operation count, its findings, and the checks it could not make."""
         drift = checks_state.status_drift in selected
         listed = False
-        ledger: str | None = None
+        ledger: LedgerRelation | None = None
         async with self.pool.connection() as conn:  # loads commit before the checks read them
             cur = await conn.execute(
                 "SELECT count(*) FROM operations WHERE created_at >= %s AND created_at < %s",
@@ -75,7 +80,7 @@ class Reconciler:
             row = await cur.fetchone()
             operations = int(row[0]) if row else 0
             if checks.renewal_pairs in selected:
-                ledger = await self.ledger.relation(conn, run_id, window.since)
+                ledger = await self.ledger.fill(conn, run_id, window.since)
             if self.temporal is not None and drift:
                 try:
                     await load_workflow_states(
@@ -84,9 +89,7 @@ class Reconciler:
                     listed = True
                 except RPCError as exc:  # the rest is still checked; the run says what is not
                     log.warning("reconcile.temporal.unavailable", error=type(exc).__name__)
-        ctx = CheckContext(window.since, window.until, self.stuck_after, listed, run_id)
-        if ledger is not None:
-            ctx = replace(ctx, ledger=ledger)
+        ctx = CheckContext(window.since, window.until, self.stuck_after, listed, run_id, ledger)
         unchecked = ("status_drift",) if drift and not listed else ()
         try:
             results = await asyncio.gather(*(self._check(check, ctx) for check in selected))

@@ -1,8 +1,10 @@
 """Where the reconciler reads what happened outside the operations table.
 
-- Registry renewals (the ground truth for double renewals), behind one port with two
-  implementations: the simulator's ledger table in the same database (read in place), or any
-  registry's ledger API (a provider export in production), copied into `recon_renewals`.
+- Registry renewals (the ground truth for double renewals), behind one port: a source makes
+  the renewals performed since the window's start available as a table the checks join, and
+  says which (`LedgerRelation`, data: a table name and how it is scoped, never SQL text).
+  `ApiLedger` copies any registry's ledger API (a provider export in production) into
+  `recon_renewals`; the registry simulator's source (in `ops`) names its own table in place.
 - Temporal's state for each renewal workflow, listed from visibility in bulk into
   `recon_wf_states`.
 Both scratch tables are keyed by run, so checks can run in parallel on separate connections.
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from temporalio.client import Client
 
+from renewals.queues import WORKFLOW_TYPE
 from renewals.registry import RegistryClient
 
 log = structlog.get_logger(__name__)
@@ -28,18 +32,32 @@ _COPY_RENEWALS = (
 )
 
 
+@dataclass(frozen=True)
+class LedgerRelation:
+    """A table of registry renewals (columns tld, domain, cur_exp_date, previous_expiry,
+    new_expiry, years, server_tx_id, client_tx_id, created_at) and its scope: this run's copy
+    (`per_run`, filtered on run_id) or the registry's own rows (filtered on created_at)."""
+
+    table: str
+    per_run: bool
+
+    def relation(self) -> sql.Composable:
+        """`(SELECT * FROM <table> WHERE ...)`, composed with psycopg (the name is quoted)."""
+        scope = "run_id = %(run_id)s" if self.per_run else "created_at >= %(since)s"
+        return sql.SQL("(SELECT * FROM {} WHERE {})").format(
+            sql.Identifier(self.table), sql.SQL(scope)
+        )
+
+
+SCRATCH = LedgerRelation("recon_renewals", per_run=True)
+
+
 class RegistryLedgerSource(Protocol):
-    async def relation(self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime) -> str:
-        """SQL relation of the renewals performed since `since` (columns tld, domain,
-        cur_exp_date, new_expiry, server_tx_id, created_at), loading them first if needed."""
+    async def fill(
+        self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime
+    ) -> LedgerRelation:
+        """Make the renewals performed since `since` readable; say where they are."""
         ...
-
-
-class SimulatorTableLedger:
-    """The simulator's ledger table, in the same database: read in place, nothing copied."""
-
-    async def relation(self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime) -> str:
-        return "(SELECT * FROM sim_renewals WHERE created_at >= %(since)s)"
 
 
 class ApiLedger:
@@ -50,7 +68,9 @@ class ApiLedger:
         self.tlds = sorted(tlds)
         self.page = page
 
-    async def relation(self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime) -> str:
+    async def fill(
+        self, conn: AsyncConnection[Any], run_id: int, since: dt.datetime
+    ) -> LedgerRelation:
         total = 0
         for tld in self.tlds:
             after: int | None = None
@@ -79,7 +99,7 @@ class ApiLedger:
                 if len(rows) < self.page:
                     break
         log.info("reconcile.registry.loaded", renewals=total)
-        return "(SELECT * FROM recon_renewals WHERE run_id = %(run_id)s)"
+        return SCRATCH
 
 
 async def load_workflow_states(
@@ -87,7 +107,7 @@ async def load_workflow_states(
 ) -> int:
     """Every RenewDomain run on the queue started since `since`, listed from visibility."""
     query = (
-        f'WorkflowType = "RenewDomain" AND TaskQueue = "{task_queue}"'
+        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{task_queue}"'
         f' AND StartTime >= "{since.astimezone(dt.UTC).isoformat()}"'
     )
     latest: dict[str, tuple[Any, ...]] = {}  # a reset or relaunch adds runs: keep the newest

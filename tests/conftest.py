@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from dualrun.wiring import migrate_all
 from ops.postgres import EmbeddedPostgres, port_open
 from ops.registry_sim.server import SimServer
-from renewals.db.migrate import migrate_all
 from renewals.db.pool import with_schema
 from tests.harness import Harness, harness
 from tests.unleash import unleash_server  # noqa: F401 - the session's Unleash server

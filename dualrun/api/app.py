@@ -13,8 +13,8 @@ from dualrun.api import errors, reports
 from dualrun.api.routes import router
 from dualrun.routing.dispatch import TemporalLink
 from dualrun.routing.router import Router
-from dualrun.routing.runtime import started_chain
 from dualrun.routing.service import RenewalService
+from dualrun.wiring import started_chain
 from renewals.db.pool import async_pool
 from renewals.settings import Settings
 

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg.rows import dict_row
 
 from dualrun.api.errors import ApiError, ErrorBody
-from reconciler.report import MEDIA_TYPES, RunNotFound, flag_info, load
+from dualrun.wiring import flag_info
+from reconciler.report import MEDIA_TYPES, RunNotFound, load
 from reconciler.report.model import FlagInfo
 from reconciler.report.render_html import CSP
 

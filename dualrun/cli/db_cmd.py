@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dualrun.cli.main import AppContext, emit, pass_app
-from renewals.db.migrate import migrate_all
+from dualrun.cli.context import AppContext, emit, pass_app
+from dualrun.wiring import migrate_for
 
 
 @click.group("db")
@@ -18,7 +18,7 @@ def db() -> None:
 @pass_app
 def migrate_cmd(app: AppContext, as_json: bool) -> None:
     """Apply missing migrations (idempotent; safe from several processes at once)."""
-    applied = migrate_all(app.settings.dsn)
+    applied = migrate_for(app.settings)
     text = "\n".join(
         f"{component}: applied {', '.join(map(str, versions))}"
         if versions

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.cli.context import AppContext, emit, pass_app
 from dualrun.demo.plan import DemoConfig
 from dualrun.demo.run import DemoResult, run_demo
 from renewals import logs

@@ -11,17 +11,15 @@ from typing import Any
 
 import click
 
-from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.cli.context import AppContext, emit, json_option, pass_app
 from dualrun.flags import server_url
 from dualrun.flags.admin import UnleashAdmin
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import check_change
-from dualrun.routing.runtime import started_chain
+from dualrun.wiring import started_chain
 from renewals.errors import ConfigError, InvalidInput
 from renewals.model import Mode
 from renewals.settings import Settings
-
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @click.group("flags")
@@ -39,7 +37,7 @@ def _rollout(raw: str | None) -> int | None:
 
 
 @flags.command("show")
-@_JSON
+@json_option
 @pass_app
 def show(app: AppContext, as_json: bool) -> None:
     """Per TLD: the mode and rollout the router uses now, and where they come from."""
@@ -85,7 +83,7 @@ def show(app: AppContext, as_json: bool) -> None:
 @click.argument("tld")
 @click.argument("mode")
 @click.option("--rollout", "rollout_raw", metavar="PCT", help="Share of domains, 0-100.")
-@_JSON
+@json_option
 @pass_app
 def set_cmd(app: AppContext, tld: str, mode: str, rollout_raw: str | None, as_json: bool) -> None:
     """Route TLD in MODE (legacy, shadow, temporal) for --rollout percent of its domains.
@@ -108,7 +106,7 @@ def _switch(app: AppContext, enabled: bool, as_json: bool) -> None:
 
 
 @flags.command("on")
-@_JSON
+@json_option
 @pass_app
 def on_cmd(app: AppContext, as_json: bool) -> None:
     """Turn the routing flag on (TLD strategies apply again)."""
@@ -116,7 +114,7 @@ def on_cmd(app: AppContext, as_json: bool) -> None:
 
 
 @flags.command("off")
-@_JSON
+@json_option
 @pass_app
 def off_cmd(app: AppContext, as_json: bool) -> None:
     """Kill switch: every new renewal goes to legacy; decided renewals stay where they are."""

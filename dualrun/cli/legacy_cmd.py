@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.cli.context import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
-from dualrun.runtime import services, stop_on_signals
+from dualrun.wiring import services, stop_on_signals
 from ops.legacy_engine.autorenew import BatchResult, create_batch, read_batch_file
 from ops.legacy_engine.robots import LegacyEngine, RobotConfig
 from renewals.metrics import serve_metrics

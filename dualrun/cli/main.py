@@ -1,4 +1,4 @@
-"""`dualrun` entry point: the command group, shared options and exit codes.
+"""`dualrun` entry point: the command group, every command registered, and the exit codes.
 
 Exit codes: 0 ok, 2 bad input (a field or setting named), 1 failure. The process ends with
 `os._exit` after flushing, because a process that used the temporalio client can abort at
@@ -7,37 +7,32 @@ interpreter exit (sdk-python issue 300) and must still report its true status.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 import structlog
 
+from dualrun.cli import (
+    db_cmd,
+    demo_cmd,
+    flags_cmd,
+    legacy_cmd,
+    reconcile_cmd,
+    relaunch_cmd,
+    renewal_cmd,
+    report_cmd,
+    route_cmd,
+    serve_cmd,
+    sim_cmd,
+    stack_cmd,
+    worker_cmd,
+)
+from dualrun.cli.context import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, AppContext
 from renewals import logs
 from renewals.errors import ConfigError, DualrunError, IdempotencyConflict, InvalidInput
 from renewals.settings import Settings
-
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class AppContext:
-    """What every command gets: the settings, read once."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-
-pass_app = click.make_pass_decorator(AppContext)
-
-
-def emit(data: Any, as_json: bool, text: str | None = None) -> None:
-    """Print data as JSON (one document) or as the given human text."""
-    if as_json:
-        click.echo(json.dumps(data, default=str, sort_keys=True))
-    else:
-        click.echo(text if text is not None else json.dumps(data, default=str, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,32 +45,24 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = AppContext(settings)
 
 
-def _register() -> None:
-    from dualrun.cli import (
-        db_cmd,
-        demo_cmd,
-        flags_cmd,
-        legacy_cmd,
-        reconcile_cmd,
-        relaunch_cmd,
-        renewal_cmd,
-        report_cmd,
-        route_cmd,
-        serve_cmd,
-        sim_cmd,
-        stack_cmd,
-        worker_cmd,
-    )
-
-    for module in (
-        *(db_cmd, stack_cmd, sim_cmd, legacy_cmd, worker_cmd, reconcile_cmd),
-        *(renewal_cmd, route_cmd, flags_cmd, serve_cmd, demo_cmd, report_cmd, relaunch_cmd),
-    ):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
+COMMAND_MODULES = (
+    db_cmd,
+    stack_cmd,
+    sim_cmd,
+    legacy_cmd,
+    worker_cmd,
+    reconcile_cmd,
+    renewal_cmd,
+    route_cmd,
+    flags_cmd,
+    serve_cmd,
+    demo_cmd,
+    report_cmd,
+    relaunch_cmd,
+)
+for _module in COMMAND_MODULES:
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 
 
 def run(args: list[str] | None = None) -> int:

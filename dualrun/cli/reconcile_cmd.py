@@ -9,13 +9,12 @@ from pathlib import Path
 
 import click
 
-from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.cli.context import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
+from dualrun.wiring import reconciler, write_report
 from reconciler.model import RunSummary, Window
 from reconciler.report.model import UNCHECKED_BECAUSE
-from reconciler.report.store import write_after_run
 from reconciler.run import SWEEP_CHECKS
-from reconciler.wiring import reconciler_from
 from renewals.errors import InvalidInput
 from renewals.metrics import serve_metrics
 
@@ -73,11 +72,9 @@ def reconcile(
     window = window_of(since, until)
 
     async def run() -> tuple[RunSummary, dict[str, Path] | None]:
-        async with reconciler_from(
-            app.settings, stuck_after=dt.timedelta(minutes=stuck_after)
-        ) as rec:
+        async with reconciler(app.settings, stuck_after=dt.timedelta(minutes=stuck_after)) as rec:
             summary = await rec.run(window, "manual", wait=wait)
-            return summary, await write_after_run(app.settings, rec.pool, summary)
+            return summary, await write_report(app.settings, rec.pool, summary)
 
     summary, report = asyncio.run(run())
     lines = [
@@ -106,7 +103,7 @@ def duplicates(app: AppContext, since: str | None, as_json: bool) -> None:
     window = window_of(since, None)
 
     async def run() -> RunSummary:
-        async with reconciler_from(app.settings) as rec:
+        async with reconciler(app.settings) as rec:
             # Recorded as a sweep (the checks it runs), so reports keep the latest full run.
             return await rec.run(window, "sweep", wait=True, selected=SWEEP_CHECKS)
 
@@ -167,7 +164,7 @@ def scheduler(
     """Run the nightly reconciliation and the duplicate sweep on a schedule (replica-safe)."""
     from zoneinfo import ZoneInfoNotFoundError
 
-    from dualrun.runtime import stop_on_signals
+    from dualrun.wiring import stop_on_signals
     from reconciler.schedule import ScheduleConfig, serve
 
     hour, minute = _clock(nightly_at)
@@ -180,10 +177,8 @@ def scheduler(
 
     async def run() -> None:
         stop = stop_on_signals()
-        async with reconciler_from(
-            app.settings, stuck_after=dt.timedelta(minutes=stuck_after)
-        ) as rec:
-            await serve(rec, config, stop, partial(write_after_run, app.settings, rec.pool))
+        async with reconciler(app.settings, stuck_after=dt.timedelta(minutes=stuck_after)) as rec:
+            await serve(rec, config, stop, partial(write_report, app.settings, rec.pool))
 
     asyncio.run(run())
 

@@ -10,7 +10,7 @@ import asyncio
 
 import click
 
-from dualrun.cli.main import EXIT_FAILURE, AppContext, emit, pass_app
+from dualrun.cli.context import EXIT_FAILURE, AppContext, emit, pass_app
 from dualrun.relaunch import jobs
 from dualrun.relaunch.model import (
     DEFAULT_RATE,

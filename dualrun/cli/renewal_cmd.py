@@ -11,12 +11,10 @@ from typing import Any
 
 import click
 
-from dualrun.cli.main import EXIT_FAILURE, AppContext, emit, pass_app
-from dualrun.routing.runtime import renewal_service
+from dualrun.cli.context import EXIT_FAILURE, AppContext, emit, json_option, pass_app
+from dualrun.wiring import renewal_service
 from renewals.errors import InvalidInput
 from renewals.model import RenewalRequest
-
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 def _years(raw: str | None) -> int | None:
@@ -34,7 +32,7 @@ def _years(raw: str | None) -> int | None:
 @click.option("--current-expiry", help="Current expiry date, YYYY-MM-DD.")
 @click.option("--customer", help="Customer id charged for the renewal.")
 @click.option("--operation-id", help="Operation id to use (assigned when absent).")
-@_JSON
+@json_option
 @pass_app
 def submit(
     app: AppContext,
@@ -78,7 +76,7 @@ def submit(
 
 @click.command("status")
 @click.argument("operation_id")
-@_JSON
+@json_option
 @pass_app
 def status(app: AppContext, operation_id: str, as_json: bool) -> None:
     """Status, step, engine, routing and outcome of one operation."""
@@ -100,7 +98,7 @@ def status(app: AppContext, operation_id: str, as_json: bool) -> None:
 @click.command("cancel")
 @click.argument("operation_id")
 @click.option("--reason", default="requested by operator", show_default=True)
-@_JSON
+@json_option
 @pass_app
 def cancel(app: AppContext, operation_id: str, reason: str, as_json: bool) -> int:
     """Cancel a renewal before its registry step (exit 1 when refused)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 import click
 
-from dualrun.cli.main import AppContext, pass_app
+from dualrun.cli.context import AppContext, pass_app
+from dualrun.wiring import read_flags
 from reconciler.report import FORMATS, Thresholds, load
 from renewals.db.pool import async_pool
 
@@ -83,8 +85,9 @@ def report(
     async def run() -> str:
         pool = await async_pool(app.settings.dsn, max_size=2, name="dualrun-report")
         try:
+            flags = partial(read_flags, app.settings)
             _, text = await load(
-                pool, app.settings, run_id, fmt, thresholds=thresholds, fresh=fresh
+                pool, app.settings, run_id, fmt, flags=flags, thresholds=thresholds, fresh=fresh
             )
         finally:
             await pool.close()

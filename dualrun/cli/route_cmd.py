@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from dualrun.cli.main import AppContext, pass_app
+from dualrun.cli.context import AppContext, pass_app
 from dualrun.routing.router import Decision, Router
-from dualrun.routing.runtime import started_chain
 from dualrun.routing.service import explain_names
+from dualrun.wiring import started_chain
 
 
 @click.group("route")

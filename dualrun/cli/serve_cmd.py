@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dualrun.cli.main import AppContext, pass_app
+from dualrun.cli.context import AppContext, pass_app
 
 
 @click.command("serve")

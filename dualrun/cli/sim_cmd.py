@@ -9,8 +9,9 @@ from typing import Any
 import click
 import psycopg
 
-from dualrun.cli.main import AppContext, emit, pass_app
-from renewals.db.migrate import migrate
+from dualrun.cli.context import AppContext, emit, pass_app
+from ops.registry_sim import migrate_tables
+from ops.registry_sim.server import serve
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -55,12 +56,8 @@ def registry_sim() -> None:
 @pass_app
 def serve_cmd(app: AppContext, host: str, port: int | None) -> None:
     """Migrate the simulator's tables, then serve until interrupted."""
-    from ops.registry_sim import MIGRATIONS
-    from ops.registry_sim.server import serve
-
     try:
-        with psycopg.connect(app.settings.dsn) as conn:
-            migrate(conn, "registry_sim", MIGRATIONS)
+        migrate_tables(app.settings.dsn)
     except psycopg.OperationalError:
         raise click.ClickException(
             "PostgreSQL is not reachable (embedded stack: `dualrun stack up`)"

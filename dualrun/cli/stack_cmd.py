@@ -6,12 +6,10 @@ import time
 
 import click
 
-from dualrun.cli.main import AppContext, emit, pass_app
+from dualrun.cli.context import AppContext, emit, json_option, pass_app
 from ops import stack
 from ops.processes import ServiceStatus
 from renewals.errors import DualrunError
-
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 def _line(action: str, s: ServiceStatus) -> str:
@@ -73,7 +71,7 @@ def stack_group() -> None:
 
 
 @stack_group.command("up")
-@_JSON
+@json_option
 @pass_app
 def up_cmd(app: AppContext, as_json: bool) -> None:
     """Start what is not running yet and wait until it is healthy (idempotent)."""
@@ -90,7 +88,7 @@ def up_cmd(app: AppContext, as_json: bool) -> None:
 
 
 @stack_group.command("status")
-@_JSON
+@json_option
 @pass_app
 def status_cmd(app: AppContext, as_json: bool) -> None:
     """Mode, address, pid and health of each service; exit 1 unless all are healthy."""
@@ -100,7 +98,7 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
 
 
 @stack_group.command("down")
-@_JSON
+@json_option
 @pass_app
 def down_cmd(app: AppContext, as_json: bool) -> None:
     """Stop what `stack up` started (never an external server); harmless when nothing runs."""

@@ -6,9 +6,9 @@ import asyncio
 
 import click
 
-from dualrun.cli.main import AppContext, pass_app
+from dualrun.cli.context import AppContext, pass_app
 from dualrun.cli.options import metrics_options
-from dualrun.runtime import services, stop_on_signals
+from dualrun.wiring import services, stop_on_signals
 from renewals.metrics import serve_metrics
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.starter import connect

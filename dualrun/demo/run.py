@@ -18,15 +18,12 @@ from dualrun.demo.plan import FLAGS, DemoConfig, Domains, make_domains
 from dualrun.demo.processes import EngineProcesses
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import RuleChange
-from dualrun.routing.runtime import renewal_service
+from dualrun.wiring import migrate_for, reconciler, renewal_service, write_report
 from ops import stack
 from ops.legacy_engine.autorenew import create_batch
 from ops.processes import ServiceStatus
 from ops.registry_sim.admin import SimAdmin
 from reconciler.model import Window
-from reconciler.report.store import write_after_run
-from reconciler.wiring import reconciler_from
-from renewals.db.migrate import migrate_all
 from renewals.db.pool import async_pool
 from renewals.model import Mode
 from renewals.settings import Settings
@@ -56,7 +53,7 @@ def prepare(settings: Settings, config: DemoConfig, say: Say) -> tuple[Domains, 
 
     say("stack:")
     stack.up(settings, report)
-    migrate_all(settings.dsn)
+    migrate_for(settings)
     set_enabled(settings, True)
     for tld, (mode, rollout) in FLAGS.items():
         set_rule(settings, RuleChange(tld, mode, rollout))
@@ -164,11 +161,11 @@ async def conclude(
     settings: Settings, domains: Domains, duplicated: set[str], started_at: dt.datetime
 ) -> dict[str, Any]:
     window = Window(started_at, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
-    async with reconciler_from(settings) as rec:
+    async with reconciler(settings) as rec:
         reconciled = await rec.run(window, "manual", wait=True)
         figures = await summary.engines(rec.pool, domains.run)
         plans = await summary.shadow_plans(rec.pool, domains.run)
-        reports = await write_after_run(settings, rec.pool, reconciled)
+        reports = await write_report(settings, rec.pool, reconciled)
     shadow_expected = sum(1 for r in domains.routed if FLAGS[r.tld][0] == Mode.SHADOW)
     document: dict[str, Any] = {
         "run": domains.run,

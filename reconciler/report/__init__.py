@@ -1,8 +1,9 @@
 """Reports of reconciliation runs (JSON, Markdown, self-contained HTML with SVG charts) and the
 readiness verdict for each TLD's next flag step (DESIGN §5)."""
 
-from reconciler.report.build import FORMATS, MEDIA_TYPES, Report, build_report, flag_info, render
+from reconciler.report.build import FORMATS, MEDIA_TYPES, build_report, render
 from reconciler.report.data import RunNotFound, latest_run_id
+from reconciler.report.document import Report
 from reconciler.report.store import load, write, write_after_run
 from reconciler.report.verdict import LADDER, Readiness, Thresholds, Verdict, decide
 
@@ -17,7 +18,6 @@ __all__ = [
     "Verdict",
     "build_report",
     "decide",
-    "flag_info",
     "latest_run_id",
     "load",
     "render",

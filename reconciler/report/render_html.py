@@ -5,15 +5,12 @@ value from data goes through `esc`."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from reconciler.report import charts
 from reconciler.report.charts import esc
+from reconciler.report.document import Report
 from reconciler.report.model import SEVERITIES
 from reconciler.report.render_md import ENGINE_HEADER, engine_rows, pct
-
-if TYPE_CHECKING:
-    from reconciler.report.build import Report
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from reconciler.report.charts import secs
+from reconciler.report.document import Report
 from reconciler.report.model import SEVERITIES
-
-if TYPE_CHECKING:
-    from reconciler.report.build import Report
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 VERDICT_MARK = {"ready": "🟢", "hold": "🟡", "blocked": "🔴"}

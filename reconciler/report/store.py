@@ -12,8 +12,9 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from reconciler.model import RunSummary
-from reconciler.report.build import FORMATS, Report, build_report, read_flags, render
+from reconciler.report.build import FORMATS, build_report, render
 from reconciler.report.data import latest_run_id
+from reconciler.report.document import Report
 from reconciler.report.model import FlagInfo
 from reconciler.report.verdict import Thresholds
 from renewals.files import file_lock
@@ -72,8 +73,8 @@ async def load(
     run_id: int | None,
     fmt: str,
     *,
+    flags: FlagReader,
     thresholds: Thresholds | None = None,
-    flags: FlagReader | None = None,
     fresh: bool = False,
 ) -> tuple[int, str]:
     """The report of `run_id` (None: the latest full run) as stored, else generated now
@@ -87,7 +88,7 @@ async def load(
     report = await build_report(
         pool,
         run_id,
-        flags=await flags() if flags else await read_flags(settings),
+        flags=await flags(),
         thresholds=thresholds or Thresholds.from_settings(settings),
         tlds=settings.tlds,
     )
@@ -95,7 +96,7 @@ async def load(
 
 
 async def write_after_run(
-    settings: Settings, pool: AsyncConnectionPool, summary: RunSummary
+    settings: Settings, pool: AsyncConnectionPool, flags: FlagReader, summary: RunSummary
 ) -> dict[str, Path] | None:
     """After a reconciliation: its report files. A failure is logged, never raised (the run
     itself is recorded and alerted on already)."""
@@ -103,7 +104,7 @@ async def write_after_run(
         report = await build_report(
             pool,
             summary.run_id,
-            flags=await read_flags(settings),
+            flags=await flags(),
             thresholds=Thresholds.from_settings(settings),
             tlds=settings.tlds,
         )

@@ -1,8 +1,8 @@
 """Versioned SQL migrations, recorded in `schema_migrations`, safe to run from several processes.
 
-Files are `NNNN_name.sql` in a directory per component (core, registry_sim). A whole run is one
-transaction under an advisory lock scoped to the current schema, so two processes migrating at
-once serialise: the second finds everything applied and changes nothing.
+Files are `NNNN_name.sql` in a directory per component (core here, registry_sim in ops). A
+whole run is one transaction under an advisory lock scoped to the current schema, so two
+processes migrating at once serialise: the second finds everything applied and changes nothing.
 """
 
 from __future__ import annotations
@@ -96,12 +96,7 @@ def migrate(conn: psycopg.Connection[object], component: str, directory: Path) -
     return done
 
 
-def migrate_all(dsn: str) -> dict[str, list[int]]:
-    """Migrate every component dualrun owns (core, and the registry simulator's tables)."""
-    from ops.registry_sim import MIGRATIONS as SIM_MIGRATIONS
-
+def migrate_core(dsn: str) -> list[int]:
+    """Migrate dualrun's own tables (the other components migrate theirs: the simulator)."""
     with psycopg.connect(dsn) as conn:
-        return {
-            "core": migrate(conn, "core", CORE_MIGRATIONS),
-            "registry_sim": migrate(conn, "registry_sim", SIM_MIGRATIONS),
-        }
+        return migrate(conn, "core", CORE_MIGRATIONS)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dualrun.wiring import migrate_all
 from ops.postgres import EmbeddedPostgres
-from renewals.db.migrate import migrate_all
 from tests.faults.support import Processes, free_port
 
 

@@ -14,7 +14,7 @@ from dualrun.flags import build_chain
 from dualrun.flags.control import set_rule
 from dualrun.flags.model import FlagSourceKind, RuleChange
 from dualrun.routing.router import Router
-from dualrun.routing.runtime import renewal_service
+from dualrun.wiring import renewal_service
 from ops.registry_sim.server import SimServer
 from ops.unleash import UnleashServer
 from renewals.model import Engine, Mode

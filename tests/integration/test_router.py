@@ -13,8 +13,8 @@ import pytest
 
 from dualrun.flags.local import SEED, LocalFlags
 from dualrun.flags.model import RuleChange
-from dualrun.routing.runtime import renewal_service
 from dualrun.routing.service import RenewalService
+from dualrun.wiring import renewal_service
 from renewals.errors import IdempotencyConflict
 from renewals.model import Mode, RenewalRequest
 from renewals.settings import Settings

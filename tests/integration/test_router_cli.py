@@ -114,7 +114,7 @@ def test_20_threads_and_4_processes_make_one_decision(cli_env: dict[str, str], d
     def one() -> None:
         import asyncio
 
-        from dualrun.routing.runtime import renewal_service
+        from dualrun.wiring import renewal_service
         from renewals.model import RenewalRequest
         from renewals.settings import Settings
 

@@ -1,0 +1,188 @@
+"""The one composition root: every adapter built from the settings, in one place.
+
+Commands, the API, the demo and the tests get their parts here: the database pool, the registry
+and billing clients, the flag chain, the routing service, the reconciler (with the registry
+ledger it reads) and the migrations of every component the settings leave embedded. Nothing
+connects at import time; each context manager opens what it gives and closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+
+from dualrun.flags import FlagChain, build_chain
+from dualrun.flags.port import FlagView
+from dualrun.routing.dispatch import TemporalLink
+from dualrun.routing.router import Router
+from dualrun.routing.service import RenewalService
+from ops import registry_sim
+from ops.registry_sim.ledger import SimulatorTableLedger
+from reconciler.alerts import Webhook, prime
+from reconciler.model import RunSummary
+from reconciler.report.model import FlagInfo, FlagRow
+from reconciler.report.store import write_after_run
+from reconciler.run import Reconciler
+from reconciler.sources import ApiLedger, RegistryLedgerSource
+from renewals.billing import BillingLedger
+from renewals.db.migrate import migrate_core
+from renewals.db.pool import async_pool
+from renewals.registry import RegistryClient
+from renewals.settings import Settings
+from temporal_flow.starter import connect
+
+log = structlog.get_logger(__name__)
+
+
+# -- the database ----------------------------------------------------------------------------
+def migrate_all(dsn: str, *, registry_sim_tables: bool = True) -> dict[str, list[int]]:
+    """Migrate dualrun's tables, and the registry simulator's when it is embedded (its ledger
+    lives in the same database)."""
+    applied = {"core": migrate_core(dsn)}
+    if registry_sim_tables:
+        applied["registry_sim"] = registry_sim.migrate_tables(dsn)
+    return applied
+
+
+def migrate_for(settings: Settings) -> dict[str, list[int]]:
+    return migrate_all(settings.dsn, registry_sim_tables=settings.embedded_registry)
+
+
+# -- pool, registry, billing -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    pool: AsyncConnectionPool
+    registry: RegistryClient
+    billing: BillingLedger
+
+
+@asynccontextmanager
+async def services(
+    settings: Settings, *, pool_size: int = 10, autocommit: bool = False
+) -> AsyncIterator[Services]:
+    """`autocommit`: one round trip per statement, for the worker (see `async_pool`)."""
+    pool = await async_pool(settings.dsn, max_size=pool_size, autocommit=autocommit)
+    registry = RegistryClient(settings)
+    try:
+        yield Services(settings, pool, registry, BillingLedger(pool))
+    finally:
+        await registry.aclose()
+        await pool.close()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (graceful shutdown of long-running commands)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+# -- flags and routing -----------------------------------------------------------------------
+@asynccontextmanager
+async def started_chain(settings: Settings) -> AsyncIterator[FlagChain]:
+    """The flag chain, started (the first Unleash fetch runs off the event loop) and closed."""
+    chain = build_chain(settings)
+    await asyncio.to_thread(chain.start)
+    try:
+        yield chain
+    finally:
+        chain.close()
+
+
+def flag_info(view: FlagView, tlds: Iterable[str]) -> FlagInfo:
+    """Per TLD the mode and rollout the router uses now, as `dualrun flags show` prints them."""
+    rows = []
+    for tld in sorted(tlds):
+        rule = view.state.rule(tld) if view.state.enabled else None
+        rows.append(
+            FlagRow(tld, rule.mode.value if rule else "legacy", rule.rollout if rule else None)
+        )
+    return FlagInfo(True, view.source.value, view.state.enabled, view.detail, tuple(rows))
+
+
+async def read_flags(settings: Settings) -> FlagInfo:
+    """The flag state from the flag sources (Unleash, last known, bootstrap file); a report
+    says when it could not be read rather than failing."""
+    try:
+        async with started_chain(settings) as chain:
+            return flag_info(chain.read(), settings.tlds)
+    except Exception as exc:
+        log.warning("report.flags.unavailable", error=type(exc).__name__)
+        return FlagInfo(False, detail=f"flag state unavailable ({type(exc).__name__})")
+
+
+@asynccontextmanager
+async def renewal_service(
+    settings: Settings,
+    *,
+    pool_size: int = 4,
+    temporal_client: Client | None = None,
+    chain: FlagChain | None = None,
+) -> AsyncIterator[RenewalService]:
+    """The router and both engines over a pool of their own (and a flag chain unless given)."""
+    pool = await async_pool(settings.dsn, max_size=pool_size)
+    try:
+        link = TemporalLink(settings, temporal_client)
+        if chain is not None:
+            yield RenewalService(settings, pool, Router(chain), link)
+            return
+        async with started_chain(settings) as own:
+            yield RenewalService(settings, pool, Router(own), link)
+    finally:
+        await pool.close()
+
+
+# -- reconciliation --------------------------------------------------------------------------
+def ledger_source(settings: Settings, registry: RegistryClient) -> RegistryLedgerSource:
+    """The embedded simulator keeps its ledger in our database: read it in place; any other
+    registry through its ledger API."""
+    if settings.embedded_registry:
+        return SimulatorTableLedger()
+    return ApiLedger(registry, settings.tlds)
+
+
+@asynccontextmanager
+async def reconciler(
+    settings: Settings, *, stuck_after: dt.timedelta = dt.timedelta(minutes=30)
+) -> AsyncIterator[Reconciler]:
+    """A reconciler on the settings' database, registry ledger, Temporal and webhook.
+
+    Temporal unreachable at connect is not fatal: the rest is reconciled and the run says
+    status drift was not checked."""
+    async with services(settings, pool_size=4) as s:
+        try:
+            temporal: Client | None = await connect(settings)
+        except Exception as exc:
+            log.warning("reconcile.temporal.unavailable", error=type(exc).__name__)
+            temporal = None
+        webhook = Webhook(settings.webhook_url.reveal() if settings.webhook_url else None)
+        prime(settings.tlds)
+        yield Reconciler(
+            pool=s.pool,
+            ledger=ledger_source(settings, s.registry),
+            webhook=webhook,
+            temporal=temporal,
+            task_queue=settings.task_queue,
+            stuck_after=stuck_after,
+        )
+
+
+async def write_report(
+    settings: Settings, pool: AsyncConnectionPool, summary: RunSummary
+) -> dict[str, Path] | None:
+    """After a reconciliation: its report files, with the flag state read now."""
+    return await write_after_run(settings, pool, partial(read_flags, settings), summary)
