@@ -1,7 +1,7 @@
 """Legacy engine: submit-to-done latency of one renewal with the default poll interval.
 
 N sequential renewals (each submitted once the previous one reads `done`) through the
-LegacyAdapter, run by a one-robot LegacyEngine with its default settings (5 s poll interval),
+LegacyEngine, run by a one-robot LegacyEngine with its default settings (5 s poll interval),
 against the in-process registry simulator, on a scratch schema of DUALRUN_BENCH_DATABASE_URL
 (default: the machine's PostgreSQL on 127.0.0.1:5432). Prints p50/p95 and replaces the section
 "Legacy engine: submit-to-done latency" of bench/RESULTS.md.
@@ -19,14 +19,14 @@ import uuid
 from dataclasses import dataclass
 
 from bench.common import percentile, scratch_schema, write_section
-from legacy_adapter.adapter import LegacyAdapter
-from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from legacy_adapter import LegacyEngine
+from ops.legacy_engine.robots import RobotConfig, Robots
 from ops.registry_sim.admin import AsyncSimAdmin
 from ops.registry_sim.server import SimServer
-from renewals import logs
+from renewals import logs, operations
 from renewals.billing import BillingLedger
 from renewals.db.pool import async_pool
-from renewals.model import OperationStatus, Outcome, RenewalRequest
+from renewals.model import Operation, OperationStatus, RenewalRequest
 from renewals.registry import RegistryClient
 
 TITLE = "Legacy engine: submit-to-done latency"
@@ -41,10 +41,10 @@ class Sample:
     working_s: float  # started_at to finished_at: the five steps
 
 
-async def finished(adapter: LegacyAdapter, operation_id: str) -> Outcome:
+async def finished(adapter: LegacyEngine, operation_id: str) -> Operation:
     """Read the outcome every 10 ms until it is final."""
     while True:
-        outcome = await adapter.outcome(operation_id)
+        outcome = await operations.get(adapter.pool, operation_id)
         if outcome.status.terminal:
             return outcome
         await asyncio.sleep(0.01)
@@ -57,8 +57,8 @@ async def measure(dsn: str, sim_url: str, n: int) -> tuple[RobotConfig, list[Sam
     pool = await async_pool(dsn, max_size=4)
     registry = RegistryClient(base_url=sim_url)
     config = RobotConfig(robots=1, owner="bench")  # the defaults: 5 s poll interval
-    engine = LegacyEngine(pool, registry, BillingLedger(pool), config)
-    adapter = LegacyAdapter(pool)
+    engine = Robots(pool, registry, BillingLedger(pool), config)
+    adapter = LegacyEngine(pool)
     stop = asyncio.Event()
     robots = asyncio.create_task(engine.run(stop))
     samples: list[Sample] = []
@@ -67,17 +67,17 @@ async def measure(dsn: str, sim_url: str, n: int) -> tuple[RobotConfig, list[Sam
         for domain in domains:
             request = RenewalRequest(domain, 1, EXPIRY, "bench", f"op-{uuid.uuid4().hex[:12]}")
             start = time.perf_counter()
-            await adapter.submit(request)
+            await adapter.create(request)
             outcome = await finished(adapter, request.operation_id)
             total = time.perf_counter() - start
             if outcome.status != OperationStatus.DONE:
                 raise RuntimeError(f"{domain}: {outcome.status} ({outcome.error_message})")
-            row = await engine.store.get(request.operation_id)
+            assert outcome.created_at and outcome.started_at and outcome.finished_at
             samples.append(
                 Sample(
                     total,
-                    (row["started_at"] - row["created_at"]).total_seconds(),
-                    (row["finished_at"] - row["started_at"]).total_seconds(),
+                    (outcome.started_at - outcome.created_at).total_seconds(),
+                    (outcome.finished_at - outcome.started_at).total_seconds(),
                 )
             )
             print(f"{domain}: {total * 1000:.0f} ms", flush=True)

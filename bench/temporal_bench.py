@@ -18,6 +18,7 @@ import os
 import time
 import uuid
 from dataclasses import replace
+from typing import Any
 
 from bench.common import dev_server, percentile, scratch_schema, write_section
 from ops.registry_sim.admin import AsyncSimAdmin
@@ -29,7 +30,7 @@ from renewals.model import RenewalRequest
 from renewals.registry import RegistryClient
 from renewals.settings import Settings
 from temporal_flow.activities import RenewalActivities
-from temporal_flow.starter import submit_live
+from temporal_flow.engine import TemporalEngine
 from temporal_flow.worker import WorkerOptions, build_workers
 from temporal_flow.workflows import RenewDomain
 
@@ -85,12 +86,19 @@ class Bench:
         workers = build_workers(self.client, settings, worker_pool, acts, options)  # type: ignore[arg-type]
         latencies: list[float] = []
 
+        async def client() -> Any:
+            return self.client
+
+        engine = TemporalEngine(pool, settings, client)
+
         async def one(domain: str) -> None:
             request = RenewalRequest(domain, 1, EXPIRY, "bench", f"op-{uuid.uuid4().hex}")
             t0 = time.perf_counter()
-            started = await submit_live(pool, self.client, settings, request)  # type: ignore[arg-type]
+            async with pool.connection() as conn, conn.transaction():  # the router's submit
+                await engine.submit(conn, request)
+            assert await engine.start(request) is None
             handle = self.client.get_workflow_handle_for(  # type: ignore[attr-defined]
-                RenewDomain.run, started.workflow_id
+                RenewDomain.run, request.idempotency_key
             )
             result = await handle.result()
             assert result.status == "done", result

@@ -23,9 +23,9 @@ from temporalio.client import Client
 
 from dualrun.flags import FlagChain, build_chain
 from dualrun.flags.port import FlagView
-from dualrun.routing.dispatch import TemporalLink
 from dualrun.routing.router import Router
 from dualrun.routing.service import RenewalService
+from legacy_adapter import LegacyEngine
 from ops import registry_sim
 from ops.registry_sim.ledger import SimulatorTableLedger
 from reconciler.alerts import Webhook, prime
@@ -37,8 +37,11 @@ from reconciler.sources import ApiLedger, RegistryLedgerSource
 from renewals.billing import BillingLedger
 from renewals.db.migrate import migrate_core
 from renewals.db.pool import async_pool
+from renewals.engine import Engines
+from renewals.model import Engine
 from renewals.registry import RegistryClient
 from renewals.settings import Settings
+from temporal_flow.engine import TemporalEngine
 from temporal_flow.starter import connect
 
 log = structlog.get_logger(__name__)
@@ -125,6 +128,22 @@ async def read_flags(settings: Settings) -> FlagInfo:
         return FlagInfo(False, detail=f"flag state unavailable ({type(exc).__name__})")
 
 
+def engines(
+    settings: Settings, pool: AsyncConnectionPool, temporal_client: Client | None = None
+) -> Engines:
+    """Both engines on `pool`; Temporal connects on first use (or uses the client given).
+    Temporal also makes the shadow plans."""
+
+    async def temporal() -> Client:
+        return temporal_client if temporal_client is not None else await connect(settings)
+
+    temporal_engine = TemporalEngine(pool, settings, temporal)
+    return Engines(
+        {Engine.LEGACY: LegacyEngine(pool), Engine.TEMPORAL: temporal_engine},
+        planner=temporal_engine,
+    )
+
+
 @asynccontextmanager
 async def renewal_service(
     settings: Settings,
@@ -136,12 +155,12 @@ async def renewal_service(
     """The router and both engines over a pool of their own (and a flag chain unless given)."""
     pool = await async_pool(settings.dsn, max_size=pool_size)
     try:
-        link = TemporalLink(settings, temporal_client)
+        both = engines(settings, pool, temporal_client)
         if chain is not None:
-            yield RenewalService(settings, pool, Router(chain), link)
+            yield RenewalService(settings, pool, Router(chain), both)
             return
         async with started_chain(settings) as own:
-            yield RenewalService(settings, pool, Router(own), link)
+            yield RenewalService(settings, pool, Router(own), both)
     finally:
         await pool.close()
 

@@ -1,1 +1,5 @@
-"""legacy_adapter — see DESIGN.md §2."""
+"""legacy_adapter: the Engine port over the legacy engine's tables (DESIGN §2)."""
+
+from legacy_adapter.engine import LegacyEngine
+
+__all__ = ["LegacyEngine"]

@@ -9,6 +9,7 @@ from psycopg import AsyncConnection
 from reconciler.checks import CheckContext, _rows, _tld
 from reconciler.evidence import shadow_diff
 from reconciler.model import Finding, Kind
+from renewals.operations import TERMINAL_SQL
 
 _REFUND_MISSING = """
 SELECT o.operation_id, o.idempotency_key, o.domain, o.engine,
@@ -39,11 +40,11 @@ async def refunds_missing(conn: AsyncConnection[Any], ctx: CheckContext) -> list
     ]
 
 
-_STUCK = """
+_STUCK = f"""
 SELECT operation_id, idempotency_key, domain, engine, status, step, attempts, created_at,
        updated_at
 FROM operations
-WHERE status NOT IN ('done', 'failed', 'cancelled') AND created_at < %(stuck_before)s
+WHERE status NOT IN {TERMINAL_SQL} AND created_at < %(stuck_before)s
   AND created_at >= %(since)s AND created_at < %(until)s
 """
 

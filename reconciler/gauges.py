@@ -15,6 +15,8 @@ import threading
 from prometheus_client import Gauge
 from psycopg_pool import AsyncConnectionPool
 
+from renewals.operations import TERMINAL_SQL
+
 STUCK_OPERATIONS = Gauge(
     "dualrun_stuck_operations",
     "Operations not finished within the deadline (the reconciler's stuck-after), "
@@ -27,9 +29,9 @@ LAST_RUN = Gauge(
     ["kind"],
 )
 
-_STUCK = """
+_STUCK = f"""
 SELECT tld, engine, count(*) FROM operations
-WHERE status NOT IN ('done', 'failed', 'cancelled') AND created_at < now() - %s
+WHERE status NOT IN {TERMINAL_SQL} AND created_at < now() - %s
 GROUP BY tld, engine
 """
 _shown: set[tuple[str, str]] = set()

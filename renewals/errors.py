@@ -37,3 +37,11 @@ class ConfigError(DualrunError):
         super().__init__(f"{variable}: {problem}")
         self.variable = variable
         self.problem = problem
+
+
+class OperationNotFound(DualrunError):
+    """No operation has this id."""
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(f"operation_id: no operation {operation_id}")
+        self.operation_id = operation_id

@@ -43,7 +43,22 @@ class OperationStatus(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in (OperationStatus.DONE, OperationStatus.FAILED, OperationStatus.CANCELLED)
+        return self in TERMINAL
+
+
+TERMINAL: frozenset[OperationStatus] = frozenset(
+    {OperationStatus.DONE, OperationStatus.FAILED, OperationStatus.CANCELLED}
+)
+"""Statuses an operation ends in (the one definition; SQL gets it from renewals.operations)."""
+
+
+class Origin(StrEnum):
+    """What created an operation row."""
+
+    ROUTER = "router"
+    AUTORENEW = "autorenew"
+    RELAUNCH = "relaunch"
+    IMPORT = "import"
 
 
 class Step(StrEnum):
@@ -96,6 +111,11 @@ def _token(raw: object, field: str) -> str:
             field, "must be 1-64 characters of letters, digits, '.', '_', ':' or '-'"
         )
     return raw
+
+
+def check_operation_id(raw: object) -> str:
+    """An operation id as callers name one (1-64 letters, digits, '.', '_', ':' or '-')."""
+    return _token(raw, "operation_id")
 
 
 @dataclass(frozen=True)
@@ -154,8 +174,8 @@ def add_years(day: dt.date, years: int) -> dt.date:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What an engine did with one operation, in a form both engines share."""
+class Operation:
+    """One row of the operations table (the source of truth), as every floor reads it."""
 
     operation_id: str
     idempotency_key: str
@@ -164,24 +184,52 @@ class Outcome:
     status: OperationStatus
     years: int
     current_expiry: dt.date
-    step: str | None = None
+    customer_id: str
+    origin: Origin = Origin.ROUTER
+    step: Step | None = None
+    attempts: int = 0
+    workflow_id: str | None = None
+    run_id: str | None = None
+    cancel_requested_at: dt.datetime | None = None
+    lease_expires_at: dt.datetime | None = None
     new_expiry: dt.date | None = None
     registry_transaction_id: str | None = None
+    price_cents: int | None = None
     charged_cents: int | None = None
     refunded_cents: int | None = None
     currency: str | None = None
     error_code: str | None = None
     error_message: str | None = None
-    attempts: int = 0
     created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Operation:
+        """From a `SELECT *` of operations (unknown columns are ignored)."""
+        fields = {name: row[name] for name in _OPERATION_FIELDS if name in row}
+        fields["engine"] = Engine(row["engine"])
+        fields["status"] = OperationStatus(row["status"])
+        fields["origin"] = Origin(row.get("origin") or Origin.ROUTER)
+        fields["step"] = Step(row["step"]) if row.get("step") else None
+        return cls(**fields)
 
     @property
     def tld(self) -> str:
         return tld_of(self.domain)
 
     @property
+    def request(self) -> RenewalRequest:
+        """The renewal this operation carries out."""
+        return RenewalRequest(
+            self.domain, self.years, self.current_expiry, self.customer_id, self.operation_id
+        )
+
+    @property
     def duration_s(self) -> float | None:
         if self.created_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.created_at).total_seconds()
+
+
+_OPERATION_FIELDS = tuple(Operation.__dataclass_fields__)

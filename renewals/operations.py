@@ -1,9 +1,17 @@
-"""The operations table (the source of truth) as both engines read and write it."""
+"""The operations table (the source of truth): the only module of ours that writes `operations`
+and `operation_events`.
+
+Every write of dualrun's own code goes through here: the router's inserts, the Temporal
+workflow's row sync (one statement per write, on the hot path), cancel, requeue and relaunch.
+The reference legacy engine in `ops/` plays a system we do not own and keeps its own SQL.
+Reads that return a row give an `Operation`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -11,58 +19,99 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from renewals.errors import DualrunError
-from renewals.model import Engine, OperationStatus, Outcome, RenewalRequest
+from renewals.errors import OperationNotFound
+from renewals.metrics import observe_renewal
+from renewals.model import (
+    TERMINAL,
+    Engine,
+    Operation,
+    OperationStatus,
+    Origin,
+    RenewalRequest,
+    Step,
+)
+
+TERMINAL_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(TERMINAL)) + ")"
+"""The terminal statuses as an SQL list, for `status [NOT] IN {TERMINAL_SQL}`."""
+
+Conn = AsyncConnection[Any]
 
 
-class OperationNotFound(DualrunError):
-    def __init__(self, operation_id: str) -> None:
-        super().__init__(f"operation_id: no operation {operation_id}")
-        self.operation_id = operation_id
+# -- reads -----------------------------------------------------------------------------------
+async def get(pool: AsyncConnectionPool, operation_id: str) -> Operation:
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT * FROM operations WHERE operation_id = %s", (operation_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise OperationNotFound(operation_id)
+    return Operation.from_row(row)
 
 
-def outcome_from_row(row: Mapping[str, Any]) -> Outcome:
-    return Outcome(
-        operation_id=row["operation_id"],
-        idempotency_key=row["idempotency_key"],
-        domain=row["domain"],
-        engine=Engine(row["engine"]),
-        status=OperationStatus(row["status"]),
-        years=row["years"],
-        current_expiry=row["current_expiry"],
-        step=row["step"],
-        new_expiry=row["new_expiry"],
-        registry_transaction_id=row["registry_transaction_id"],
-        charged_cents=row["charged_cents"],
-        refunded_cents=row["refunded_cents"],
-        currency=row["currency"],
-        error_code=row["error_code"],
-        error_message=row["error_message"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
+async def lock(conn: Conn, operation_id: str, engine: Engine | None = None) -> Operation:
+    """The row, locked for the caller's transaction (FOR UPDATE)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT * FROM operations WHERE operation_id = %s"
+        " AND (%s::text IS NULL OR engine = %s) FOR UPDATE",
+        (operation_id, engine, engine),
     )
+    row = await cur.fetchone()
+    if row is None:
+        raise OperationNotFound(operation_id)
+    return Operation.from_row(row)
 
 
+async def events(pool: AsyncConnectionPool, operation_id: str) -> list[dict[str, Any]]:
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT * FROM operation_events WHERE operation_id = %s ORDER BY event_id",
+            (operation_id,),
+        )
+        return await cur.fetchall()
+
+
+async def cancel_flagged(pool: AsyncConnectionPool, operation_id: str) -> bool:
+    """Whether the tasks service (or `dualrun cancel`) flagged the operation for cancellation."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT cancel_requested_at IS NOT NULL FROM operations WHERE operation_id = %s",
+            (operation_id,),
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def charged(conn: Conn, operation_id: str) -> bool:
+    """Whether any charge was made for the operation (a robot may have died right after it)."""
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM billing_ledger WHERE operation_id = %s AND kind = 'charge')",
+        (operation_id,),
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+# -- creating an operation -------------------------------------------------------------------
 _INSERT = """
 INSERT INTO operations (operation_id, idempotency_key, domain, tld, years, current_expiry,
                         customer_id, engine, origin, status, workflow_id)
 VALUES (%(operation_id)s, %(idempotency_key)s, %(domain)s, %(tld)s, %(years)s,
-        %(current_expiry)s, %(customer_id)s, %(engine)s, %(origin)s, %(status)s, %(workflow_id)s)
+        %(current_expiry)s, %(customer_id)s, %(engine)s, %(origin)s, 'todo', %(workflow_id)s)
 RETURNING *
 """
 
 
-async def insert_operation(
-    conn: AsyncConnection[Any],
+async def insert(
+    conn: Conn,
     request: RenewalRequest,
     engine: Engine,
     *,
-    origin: str = "router",
-    status: OperationStatus = OperationStatus.TODO,
+    origin: Origin = Origin.ROUTER,
     workflow_id: str | None = None,
-) -> dict[str, Any]:
-    """Insert one operation row inside the caller's transaction."""
+) -> Operation:
+    """Insert one `todo` operation row (event `created`) inside the caller's transaction."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         _INSERT,
@@ -75,91 +124,315 @@ async def insert_operation(
             "current_expiry": request.current_expiry,
             "customer_id": request.customer_id,
             "engine": engine.value,
-            "origin": origin,
-            "status": status.value,
+            "origin": origin.value,
             "workflow_id": workflow_id,
         },
     )
     row = await cur.fetchone()
     assert row is not None
-    await cur.execute(
-        "INSERT INTO operation_events (operation_id, event, detail) VALUES (%s, 'created', %s)",
-        (request.operation_id, Jsonb({"engine": engine.value, "origin": origin})),
+    await log_event(conn, request.operation_id, "created", {"engine": engine, "origin": origin})
+    return Operation.from_row(row)
+
+
+async def log_event(
+    conn: Conn,
+    operation_id: str,
+    event: str,
+    detail: Mapping[str, Any] | None = None,
+    *,
+    step: Step | None = None,
+    attempt: int | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO operation_events (operation_id, step, event, attempt, detail)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (operation_id, step, event, attempt, Jsonb({k: v for k, v in (detail or {}).items()})),
     )
-    return row
 
 
-class OperationStore:
-    """Reads and step/terminal updates of operation rows, on an async pool."""
+# -- the Temporal workflow's row sync (one statement each: the hot path) ---------------------
+@dataclass(frozen=True)
+class StepOf:
+    """Which operation, workflow run, step and attempt an activity's step write is about."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
+    operation_id: str
+    step: Step
+    attempt: int
+    workflow_id: str
+    run_id: str
 
-    async def get(self, operation_id: str) -> dict[str, Any]:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute("SELECT * FROM operations WHERE operation_id = %s", (operation_id,))
-            row = await cur.fetchone()
-        if row is None:
-            raise OperationNotFound(operation_id)
-        return row
 
-    async def outcome(self, operation_id: str) -> Outcome:
-        return outcome_from_row(await self.get(operation_id))
+_STEP_STARTED = f"""
+WITH before AS (
+    SELECT operation_id, status FROM operations
+    WHERE operation_id = %(operation_id)s AND status NOT IN {TERMINAL_SQL}
+    FOR UPDATE),
+moved AS (
+    UPDATE operations o SET status = 'doing', step = %(step)s,
+           workflow_id = %(workflow_id)s, run_id = %(run_id)s,
+           started_at = coalesce(o.started_at, now()), updated_at = now()
+    FROM before WHERE o.operation_id = before.operation_id
+    RETURNING o.operation_id, before.status AS was)
+INSERT INTO operation_events (operation_id, step, event, attempt, detail)
+SELECT operation_id, NULL, 'workflow.doing', NULL, %(detail)s FROM moved WHERE was <> 'doing'
+UNION ALL
+SELECT operation_id, %(step)s, 'step.started', %(attempt)s, '{{}}'::jsonb FROM moved
+"""
+_STEP_FINISHED = """
+INSERT INTO operation_events (operation_id, step, event, attempt, detail)
+SELECT %(operation_id)s, %(step)s, %(event)s, %(attempt)s, %(detail)s
+WHERE EXISTS (SELECT 1 FROM operations WHERE operation_id = %(operation_id)s)
+"""
+_RECORD = """
+WITH charge AS (
+    SELECT amount_cents, currency FROM billing_ledger
+    WHERE charge_key = (SELECT idempotency_key FROM operations
+                        WHERE operation_id = %(operation_id)s)
+      AND kind = 'charge'),
+synced AS (
+UPDATE operations SET status = 'done', step = 'record',
+       workflow_id = %(workflow_id)s, run_id = %(run_id)s,
+       new_expiry = %(new_expiry)s::date,
+       registry_transaction_id = coalesce(%(registry_transaction_id)s, registry_transaction_id),
+       charged_cents = coalesce((SELECT amount_cents FROM charge), charged_cents),
+       currency = coalesce((SELECT currency FROM charge), currency),
+       error_code = NULL, error_message = NULL,
+       started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now()
+WHERE operation_id = %(operation_id)s
+RETURNING operation_id, tld, created_at, finished_at),
+logged AS (
+INSERT INTO operation_events (operation_id, step, event, attempt, detail)
+SELECT operation_id, 'renew', 'step.finished', %(attempt)s, '{}'::jsonb FROM synced
+UNION ALL
+SELECT operation_id, NULL, 'workflow.done', NULL, %(detail)s FROM synced)
+SELECT tld, created_at, finished_at FROM synced
+"""
 
-    async def outcomes(
-        self, since: dt.datetime, until: dt.datetime, engine: Engine | None = None
-    ) -> list[Outcome]:
-        """Every operation (of one engine) created in [since, until), in one set-based query."""
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT * FROM operations WHERE created_at >= %s AND created_at < %s"
-                " AND (%s::text IS NULL OR engine = %s) ORDER BY created_at, operation_id",
-                (since, until, engine, engine),
-            )
-            return [outcome_from_row(r) for r in await cur.fetchall()]
 
-    async def events(self, operation_id: str) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(
-                "SELECT * FROM operation_events WHERE operation_id = %s ORDER BY event_id",
-                (operation_id,),
-            )
-            return await cur.fetchall()
+async def step_started(pool: AsyncConnectionPool, at: StepOf) -> None:
+    """The row is `doing`, in this step, under this run. The first step of a run moves the row
+    to `doing` (event `workflow.doing`); a finished row is left alone."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            _STEP_STARTED,
+            {
+                "operation_id": at.operation_id,
+                "step": at.step,
+                "attempt": at.attempt,
+                "workflow_id": at.workflow_id,
+                "run_id": at.run_id,
+                "detail": Jsonb({"run_id": at.run_id}),
+            },
+        )
 
-    async def update(
-        self,
-        operation_id: str,
-        *,
-        event: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        where: str = "",
-        where_params: Mapping[str, Any] | None = None,
-        **fields: Any,
-    ) -> bool:
-        """Set columns (and `updated_at`), optionally log an event; False when `where` failed."""
-        assignments = ", ".join(f"{name} = %({name})s" for name in fields)
-        sets = f"{assignments}, updated_at = now()" if assignments else "updated_at = now()"
-        params: dict[str, Any] = {**fields, **(where_params or {}), "operation_id": operation_id}
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"UPDATE operations SET {sets} WHERE operation_id = %(operation_id)s {where}",
-                params,
-            )
-            if cur.rowcount == 0:
-                return False
-            if event is not None:
-                await conn.execute(
-                    "INSERT INTO operation_events (operation_id, step, event, attempt, detail)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (
-                        operation_id,
-                        fields.get("step"),
-                        event,
-                        fields.get("attempts"),
-                        Jsonb(dict(detail or {})),
-                    ),
-                )
-        return True
+
+async def step_finished(pool: AsyncConnectionPool, at: StepOf, error: str | None) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            _STEP_FINISHED,
+            {
+                "operation_id": at.operation_id,
+                "step": at.step,
+                "event": "step.failed" if error else "step.finished",
+                "attempt": at.attempt,
+                "detail": Jsonb({"error": error} if error else {}),
+            },
+        )
+
+
+async def record_renewal(
+    pool: AsyncConnectionPool, at: StepOf, new_expiry: str, registry_transaction_id: str | None
+) -> None:
+    """DESIGN §3 step 5, as the registry renew returns: the row is `done` with the new expiry,
+    the registry transaction and the amount charged under the key."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            _RECORD,
+            {
+                "operation_id": at.operation_id,
+                "attempt": at.attempt,
+                "workflow_id": at.workflow_id,
+                "run_id": at.run_id,
+                "new_expiry": new_expiry,
+                "registry_transaction_id": registry_transaction_id,
+                "detail": Jsonb({"run_id": at.run_id, "error_code": None}),
+            },
+        )
+        row = await cur.fetchone()
+    if row is not None:
+        observe_renewal(Engine.TEMPORAL, row[0], row[1], row[2])
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a workflow run ended, as its row records it (`doing`: a run started, old path)."""
+
+    operation_id: str
+    status: OperationStatus
+    workflow_id: str
+    run_id: str
+    new_expiry: str | None = None
+    registry_transaction_id: str | None = None
+    charged_cents: int | None = None
+    refunded_cents: int | None = None
+    currency: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+_RUN_STARTED = f"""
+WITH synced AS (
+UPDATE operations SET status = 'doing', workflow_id = %(workflow_id)s, run_id = %(run_id)s,
+       started_at = coalesce(started_at, now()), updated_at = now()
+WHERE operation_id = %(operation_id)s AND status NOT IN {TERMINAL_SQL}
+RETURNING operation_id)
+INSERT INTO operation_events (operation_id, event, detail)
+SELECT operation_id, %(event)s, %(detail)s FROM synced
+"""
+_RUN_ENDED = """
+WITH synced AS (
+UPDATE operations SET status = %(status)s, workflow_id = %(workflow_id)s, run_id = %(run_id)s,
+       new_expiry = coalesce(%(new_expiry)s::date, new_expiry),
+       registry_transaction_id = coalesce(%(registry_transaction_id)s, registry_transaction_id),
+       charged_cents = coalesce(%(charged_cents)s, charged_cents),
+       refunded_cents = coalesce(%(refunded_cents)s, refunded_cents),
+       currency = coalesce(%(currency)s, currency),
+       error_code = %(error_code)s, error_message = %(error_message)s,
+       step = CASE WHEN %(status)s = 'done' THEN 'record' ELSE step END,
+       finished_at = now(), updated_at = now()
+WHERE operation_id = %(operation_id)s
+RETURNING operation_id, tld, created_at, finished_at),
+logged AS (
+INSERT INTO operation_events (operation_id, event, detail)
+SELECT operation_id, %(event)s, %(detail)s FROM synced)
+SELECT tld, created_at, finished_at FROM synced
+"""
+
+
+async def record_run(pool: AsyncConnectionPool, end: RunEnd) -> None:
+    """A run started (`doing`) or ended (done, failed, cancelled) with its outcome."""
+    params: dict[str, Any] = {
+        "operation_id": end.operation_id,
+        "workflow_id": end.workflow_id,
+        "run_id": end.run_id,
+        "status": end.status,
+        "new_expiry": end.new_expiry,
+        "registry_transaction_id": end.registry_transaction_id,
+        "charged_cents": end.charged_cents,
+        "refunded_cents": end.refunded_cents,
+        "currency": end.currency,
+        "error_code": end.error_code,
+        "error_message": (end.error_message or "")[:500] or None,
+        "event": f"workflow.{end.status.value}",
+        "detail": Jsonb({"run_id": end.run_id, "error_code": end.error_code}),
+    }
+    async with pool.connection() as conn:
+        if not end.status.terminal:
+            await conn.execute(_RUN_STARTED, params)
+            return
+        cur = await conn.execute(_RUN_ENDED, params)
+        row = await cur.fetchone()
+    if row is not None and end.status == OperationStatus.DONE:
+        observe_renewal(Engine.TEMPORAL, row[0], row[1], row[2])
+
+
+# -- cancel ----------------------------------------------------------------------------------
+async def flag_cancel(
+    conn: Conn, operation_id: str, detail: Mapping[str, Any], *, now_final: bool = False
+) -> Operation:
+    """Flag the row for cancellation (its engine honours the flag before any side effect);
+    with `now_final` it is `cancelled` at once (nothing of it ever ran). Event `cancelled` or
+    `cancel_requested`."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "UPDATE operations SET cancel_requested_at = coalesce(cancel_requested_at, now()),"
+        " status = CASE WHEN %(final)s THEN 'cancelled' ELSE status END,"
+        " finished_at = CASE WHEN %(final)s THEN now() ELSE finished_at END,"
+        " updated_at = now() WHERE operation_id = %(op)s RETURNING *",
+        {"final": now_final, "op": operation_id},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise OperationNotFound(operation_id)
+    await log_event(conn, operation_id, "cancelled" if now_final else "cancel_requested", detail)
+    return Operation.from_row(row)
+
+
+# -- back to work: requeue and relaunch ------------------------------------------------------
+async def requeue(conn: Conn, operation_id: str) -> Operation:
+    """Back to the legacy robots' queue: `todo`, attempts reset, lease and error cleared."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "UPDATE operations SET status = 'todo', attempts = 0, next_attempt_at = now(),"
+        " lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,"
+        " error_message = NULL, finished_at = NULL, updated_at = now()"
+        " WHERE operation_id = %s RETURNING *",
+        (operation_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise OperationNotFound(operation_id)
+    await log_event(conn, operation_id, "requeued")
+    return Operation.from_row(row)
+
+
+async def reopen(conn: Conn, operation_id: str, detail: Mapping[str, Any]) -> None:
+    """A relaunch puts the row back to `todo` (event `relaunched`), so the new run's sync lands."""
+    await conn.execute(
+        "UPDATE operations SET status = 'todo', error_code = NULL, error_message = NULL,"
+        " finished_at = NULL, updated_at = now() WHERE operation_id = %s",
+        (operation_id,),
+    )
+    await log_event(conn, operation_id, "relaunched", detail)
+
+
+async def relaunched_run(conn: Conn, operation_id: str, workflow_id: str, run_id: str) -> None:
+    """The relaunch was sent: the row (still `todo`) is `doing` under the new run."""
+    await conn.execute(
+        "UPDATE operations SET status = 'doing', workflow_id = %s, run_id = %s,"
+        " started_at = coalesce(started_at, now()), updated_at = now()"
+        " WHERE operation_id = %s AND status = 'todo'",
+        (workflow_id, run_id, operation_id),
+    )
+
+
+async def restore(
+    conn: Conn,
+    operation_id: str,
+    status: OperationStatus,
+    error_code: str | None,
+    detail: Mapping[str, Any],
+) -> bool:
+    """A relaunch that sent nothing gives the row (still `todo`) its status back, with event
+    `relaunch.failed`; False when the row has moved on."""
+    cur = await conn.execute(
+        "UPDATE operations SET status = %(status)s,"
+        " error_code = coalesce(%(code)s, 'RelaunchFailed'), error_message = %(message)s,"
+        f" finished_at = CASE WHEN %(status)s IN {TERMINAL_SQL} THEN now() END,"
+        " updated_at = now()"
+        " WHERE operation_id = %(op)s AND status = 'todo' AND %(status)s <> 'todo' RETURNING 1",
+        {
+            "status": status,
+            "code": error_code,
+            "message": f"relaunch failed: {detail.get('error', '')}"[:500],
+            "op": operation_id,
+        },
+    )
+    if await cur.fetchone() is None:
+        return False
+    await log_event(conn, operation_id, "relaunch.failed", detail)
+    return True
+
+
+async def event_since(
+    pool: AsyncConnectionPool, operation_id: str, event: str, since: dt.datetime
+) -> bool:
+    """Whether the operation logged `event` at or after `since`."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM operation_events WHERE operation_id = %s"
+            " AND event = %s AND at >= %s)",
+            (operation_id, event, since),
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])

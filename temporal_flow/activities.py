@@ -17,11 +17,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from renewals import operations
 from renewals.billing import BillingConflict, BillingLedger, NothingToRefund
-from renewals.model import add_years
+from renewals.model import OperationStatus, add_years
 from renewals.registry import RegistryClient
 from renewals.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
-from temporal_flow import db_sync
+from temporal_flow import plans
 from temporal_flow.errors import BILLING_CONFLICT, REGISTRY_UNAVAILABLE, to_application_error
 from temporal_flow.types import (
     ChargeInput,
@@ -140,11 +141,27 @@ class RenewalActivities:
     # -- database (the interceptors' writes; workflow code never touches the database) -------
     @activity.defn(name="record_plan")
     async def record_plan(self, inp: PlanInput) -> None:
-        await db_sync.record_plan(self.pool, inp)
+        await plans.record_plan(self.pool, inp)
 
     @activity.defn(name="sync_operation")
     async def sync_operation(self, inp: SyncInput) -> None:
-        await db_sync.sync_operation(self.pool, inp)
+        result = inp.result
+        await operations.record_run(
+            self.pool,
+            operations.RunEnd(
+                inp.operation_id,
+                OperationStatus(inp.status),
+                inp.workflow_id,
+                inp.run_id,
+                new_expiry=result.new_expiry if result else None,
+                registry_transaction_id=result.registry_transaction_id if result else None,
+                charged_cents=result.charged_cents if result else None,
+                refunded_cents=result.refunded_cents if result else None,
+                currency=result.currency if result else None,
+                error_code=inp.error_code,
+                error_message=inp.error_message,
+            ),
+        )
 
     def all(self) -> list[Callable[..., Any]]:
         return [

@@ -34,7 +34,10 @@ from temporalio.worker import (
 with workflow.unsafe.imports_passed_through():
     from psycopg_pool import AsyncConnectionPool
 
-    from temporal_flow import db_sync
+    from renewals import operations
+    from renewals.domains import tld_of
+    from renewals.model import Step
+    from renewals.queues import registry_queue
     from temporal_flow.activities import REGISTRY_ACTIVITIES, RenewalActivities
     from temporal_flow.errors import CANCEL_REQUESTED
     from temporal_flow.types import (
@@ -46,23 +49,13 @@ with workflow.unsafe.imports_passed_through():
     )
 
 STEP_OF_ACTIVITY = {
-    "registry_status": "status",
-    "registry_price": "price",
-    "billing_charge": "charge",
-    "registry_renew": "renew",
+    "registry_status": Step.STATUS,
+    "registry_price": Step.PRICE,
+    "billing_charge": Step.CHARGE,
+    "registry_renew": Step.RENEW,
 }
 SIDE_EFFECTS = frozenset({"billing_charge", "registry_renew"})
 SHADOW_PREFIX = "shadow:"
-
-
-DEFAULT_TASK_QUEUE = "renewals"
-
-
-def registry_queue(tld: str, task_queue: str = DEFAULT_TASK_QUEUE) -> str:
-    """`registry-fr` next to the default `renewals` queue; `{queue}/registry-fr` next to others,
-    so several deployments (or test runs) can share a namespace without sharing providers."""
-    base = f"registry-{tld}"
-    return base if task_queue == DEFAULT_TASK_QUEUE else f"{task_queue}/{base}"
 
 
 def _is_shadow(workflow_id: str | None) -> bool:
@@ -132,17 +125,17 @@ class _StepSyncActivityInbound(ActivityInboundInterceptor):
         if step is None or operation_id is None or _is_shadow(info.workflow_id):
             return await super().execute_activity(input)
         wid, rid = info.workflow_id or "", info.workflow_run_id or ""
-        at = db_sync.StepOf(operation_id, step, info.attempt, wid, rid)
-        await db_sync.step_started(self.pool, at)
+        at = operations.StepOf(operation_id, step, info.attempt, wid, rid)
+        await operations.step_started(self.pool, at)
         try:
             result = await super().execute_activity(input)
         except BaseException as exc:
-            await db_sync.step_finished(self.pool, at, _error_code(exc))
+            await operations.step_finished(self.pool, at, _error_code(exc))
             raise
         if isinstance(result, RegistryRenewResult):  # the registry renewed: record the outcome
-            await db_sync.record_renewal(self.pool, at, result.new_expiry, result.server_tx_id)
+            await operations.record_renewal(self.pool, at, result.new_expiry, result.server_tx_id)
         else:
-            await db_sync.step_finished(self.pool, at, None)
+            await operations.step_finished(self.pool, at, None)
         return result
 
 
@@ -194,7 +187,7 @@ class _CancelFlagActivityInbound(ActivityInboundInterceptor):
             and first_try  # a renew retried may have reached the registry: too late to cancel
             and operation_id is not None
             and not _is_shadow(info.workflow_id)
-            and await db_sync.cancel_flagged(self.pool, operation_id)
+            and await operations.cancel_flagged(self.pool, operation_id)
         ):
             raise ApplicationError(
                 f"cancel flagged in the database: {info.activity_type} not run",
@@ -222,7 +215,7 @@ class _QueueOutbound(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
         domain = getattr(input.args[0], "domain", None) if input.args else None
         if input.activity in REGISTRY_ACTIVITIES and isinstance(domain, str):
-            queue = registry_queue(domain.rsplit(".", 1)[-1], workflow.info().task_queue)
+            queue = registry_queue(tld_of(domain), workflow.info().task_queue)
             input = dataclasses.replace(input, task_queue=queue)
         return super().start_activity(input)
 

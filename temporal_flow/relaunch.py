@@ -123,17 +123,17 @@ async def plan(client: Client, workflow_id: str) -> Plan:
     return Plan("reset", workflow_id, desc.run_id, point.event_id, point.activity)
 
 
-async def reset(client: Client, plan: Plan, request_id: str, reason: str) -> str:
-    """Reset the planned run to its reset point; the same request id never resets twice."""
-    assert plan.action == "reset" and plan.reset_event_id is not None
+async def reset(
+    client: Client, workflow_id: str, run_id: str | None, event_id: int, request_id: str
+) -> str:
+    """Reset the run to the WorkflowTaskCompleted `event_id`; the same request id never resets
+    twice. Returns the new run's id."""
     response = await client.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=client.namespace,
-            workflow_execution=WorkflowExecution(
-                workflow_id=plan.workflow_id, run_id=plan.run_id or ""
-            ),
-            reason=reason,
-            workflow_task_finish_event_id=plan.reset_event_id,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id or ""),
+            reason=f"dualrun relaunch ({request_id})",
+            workflow_task_finish_event_id=event_id,
             request_id=request_id,
             identity=client.identity,
         )
@@ -141,11 +141,8 @@ async def reset(client: Client, plan: Plan, request_id: str, reason: str) -> str
     return response.run_id
 
 
-async def start_fresh(client: Client, settings: Settings, row: dict[str, Any]) -> Started:
-    """A new run under the same key (the history is gone). `existing`: the key already has one."""
-    request = RenewalRequest(
-        row["domain"], row["years"], row["current_expiry"], row["customer_id"], row["operation_id"]
-    )
+async def start_fresh(client: Client, settings: Settings, request: RenewalRequest) -> Started:
+    """A new run under the same key (the history is gone); `existing`: the key has one."""
     return await start_renewal(
         client, settings.task_queue, renew_input(request, RunMode.LIVE, settings)
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client, TLSConfig
 from temporalio.common import (
     SearchAttributePair,
@@ -14,8 +13,8 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from renewals.model import Engine, RenewalRequest
-from renewals.operations import insert_operation
+from renewals.domains import tld_of
+from renewals.model import RenewalRequest
 from renewals.settings import Settings
 from temporal_flow import search_attributes as sa
 from temporal_flow.interceptors import SHADOW_PREFIX
@@ -48,15 +47,16 @@ def workflow_id(idempotency_key: str, mode: RunMode) -> str:
 class Started:
     workflow_id: str
     run_id: str | None
-    existing: bool  # the key already had a run: nothing new was started
+    existing: bool  # the key already had a run (running or closed): nothing new was started
 
 
 async def start_renewal(client: Client, task_queue: str, inp: RenewInput) -> Started:
-    """Start RenewDomain once per key: a running one is reused, a finished one is not rerun."""
+    """Start RenewDomain once per key: a key that has a run, running or finished, starts
+    nothing (`existing`, with that run's id)."""
     wid = workflow_id(inp.idempotency_key, inp.mode)
     attributes = TypedSearchAttributes(
         [
-            SearchAttributePair(sa.TLD, inp.domain.rsplit(".", 1)[-1]),
+            SearchAttributePair(sa.TLD, tld_of(inp.domain)),
             SearchAttributePair(sa.DOMAIN, inp.domain),
             SearchAttributePair(sa.ENGINE_MODE, inp.mode.value),
             SearchAttributePair(sa.OPERATION_ID, inp.operation_id),
@@ -68,15 +68,13 @@ async def start_renewal(client: Client, task_queue: str, inp: RenewInput) -> Sta
             inp,
             id=wid,
             task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=attributes,
         )
     except WorkflowAlreadyStartedError as exc:
         return Started(wid, exc.run_id, existing=True)
-    response = getattr(handle, "_start_workflow_response", None)
-    started = bool(getattr(response, "started", True))
-    return Started(wid, handle.result_run_id, existing=not started)
+    return Started(wid, handle.result_run_id, existing=False)
 
 
 def renew_input(request: RenewalRequest, mode: RunMode, settings: Settings) -> RenewInput:
@@ -90,16 +88,4 @@ def renew_input(request: RenewalRequest, mode: RunMode, settings: Settings) -> R
         mode=mode,
         activity_timeout_s=settings.activity_timeout_s,
         registry_max_attempts=settings.registry_max_attempts,
-    )
-
-
-async def submit_live(
-    pool: AsyncConnectionPool, client: Client, settings: Settings, request: RenewalRequest
-) -> Started:
-    """Record the operation (engine temporal) then start its workflow under the key."""
-    wid = workflow_id(request.idempotency_key, RunMode.LIVE)
-    async with pool.connection() as conn, conn.transaction():
-        await insert_operation(conn, request, Engine.TEMPORAL, workflow_id=wid)
-    return await start_renewal(
-        client, settings.task_queue, renew_input(request, RunMode.LIVE, settings)
     )

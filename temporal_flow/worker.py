@@ -18,13 +18,13 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from renewals.queues import registry_queue
 from renewals.settings import Settings
 from temporal_flow.activities import RenewalActivities
 from temporal_flow.interceptors import (
     CancellationInterceptor,
     DatabaseSyncInterceptor,
     all_interceptors,
-    registry_queue,
 )
 from temporal_flow.workflows import RenewDomain
 

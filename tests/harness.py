@@ -25,7 +25,9 @@ from renewals.model import RenewalRequest
 from renewals.registry import RegistryClient
 from renewals.settings import Settings
 from temporal_flow.activities import RenewalActivities
-from temporal_flow.starter import Started, submit_live
+from temporal_flow.engine import TemporalEngine
+from temporal_flow.starter import Started, renew_input, start_renewal
+from temporal_flow.types import RunMode
 from temporal_flow.worker import WorkerOptions, build_workers
 from temporal_flow.workflows import RenewDomain
 
@@ -85,8 +87,19 @@ class Harness:
     def seed(self, tld: str, *domains: str, expiry: dt.date, **extra: Any) -> None:
         self.admin.seed_domains(tld, [{"domain": d, "expiry": expiry, **extra} for d in domains])
 
+    @property
+    def engine(self) -> TemporalEngine:
+        async def client() -> Client:
+            return self.client
+
+        return TemporalEngine(self.pool, self.settings, client)
+
     async def submit(self, request: RenewalRequest) -> Started:
-        return await submit_live(self.pool, self.client, self.settings, request)
+        """Record the operation (engine temporal) and start its workflow, as the router does."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await self.engine.submit(conn, request)
+        inp = renew_input(request, RunMode.LIVE, self.settings)
+        return await start_renewal(self.client, self.settings.task_queue, inp)
 
     async def result(self, workflow_id: str, within: float = 60) -> Any:
         handle = self.client.get_workflow_handle_for(RenewDomain.run, workflow_id)

@@ -11,10 +11,9 @@ from temporalio.client import Client
 
 from dualrun.api import errors, reports
 from dualrun.api.routes import router
-from dualrun.routing.dispatch import TemporalLink
 from dualrun.routing.router import Router
 from dualrun.routing.service import RenewalService
-from dualrun.wiring import started_chain
+from dualrun.wiring import engines, started_chain
 from renewals.db.pool import async_pool
 from renewals.settings import Settings
 
@@ -29,10 +28,10 @@ def create_app(
         pool = await async_pool(settings.dsn, max_size=pool_size, name="dualrun-api")
         try:
             async with started_chain(settings) as chain:
-                link = TemporalLink(settings, temporal_client)
                 app.state.pool = pool
                 app.state.chain = chain
-                app.state.service = RenewalService(settings, pool, Router(chain), link)
+                both = engines(settings, pool, temporal_client)
+                app.state.service = RenewalService(settings, pool, Router(chain), both)
                 yield
         finally:
             await pool.close()

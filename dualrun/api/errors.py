@@ -13,9 +13,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dualrun.routing.store import OperationIdInUse
-from renewals.errors import ConfigError, IdempotencyConflict, InvalidInput
+from renewals.errors import ConfigError, IdempotencyConflict, InvalidInput, OperationNotFound
 from renewals.logs import redact_text
-from renewals.operations import OperationNotFound
 
 log = structlog.get_logger(__name__)
 

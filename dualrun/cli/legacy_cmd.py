@@ -12,7 +12,7 @@ from dualrun.cli.context import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
 from dualrun.wiring import services, stop_on_signals
 from ops.legacy_engine.autorenew import BatchResult, create_batch, read_batch_file
-from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.robots import RobotConfig, Robots
 from renewals.metrics import serve_metrics
 
 _positive = click.FloatRange(min=0.01)
@@ -72,7 +72,7 @@ def legacy_engine(
     async def run() -> dict[str, int]:
         stop = stop_on_signals()
         async with services(app.settings, pool_size=robots + 2) as s:
-            engine = LegacyEngine(s.pool, s.registry, s.billing, config)
+            engine = Robots(s.pool, s.registry, s.billing, config)
             return vars(await engine.run(stop))
 
     stats = asyncio.run(run())

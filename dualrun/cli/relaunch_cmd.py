@@ -21,9 +21,9 @@ from dualrun.relaunch.model import (
     parse_positive,
 )
 from dualrun.relaunch.runner import Relauncher
+from dualrun.wiring import engines
 from renewals.db.pool import async_pool
 from renewals.errors import InvalidInput
-from temporal_flow.starter import connect
 
 CONCURRENCY = 8
 
@@ -128,11 +128,7 @@ def relaunch(
                     raise InvalidInput("resume", f"no relaunch job {job_id}") from exc
             assert chosen is not None
             runner = Relauncher(
-                pool,
-                app.settings,
-                lambda: connect(app.settings),
-                rate=per_second,
-                concurrency=CONCURRENCY,
+                pool, engines(app.settings, pool), rate=per_second, concurrency=CONCURRENCY
             )
             if dry_run:
                 return await runner.dry_run(chosen, job_id)

@@ -8,13 +8,14 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from reconciler.model import Kind, RunSummary
+from renewals.operations import TERMINAL_SQL
 
-_ENGINES = """
+_ENGINES = f"""
 SELECT engine, count(*) AS count,
        count(*) FILTER (WHERE status = 'done') AS done,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-       count(*) FILTER (WHERE status NOT IN ('done', 'failed', 'cancelled')) AS unfinished,
+       count(*) FILTER (WHERE status NOT IN {TERMINAL_SQL}) AS unfinished,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))
            FILTER (WHERE status = 'done') AS p50_s,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))
@@ -27,7 +28,7 @@ async def open_count(pool: AsyncConnectionPool, run: str) -> tuple[int, int]:
     """(operations of this run, of which still unfinished)."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE status NOT IN ('done','failed','cancelled'))"
+            f"SELECT count(*), count(*) FILTER (WHERE status NOT IN {TERMINAL_SQL})"
             " FROM operations WHERE domain LIKE %s",
             (f"m{run}-%",),
         )

@@ -1,149 +1,122 @@
-"""The state of one relaunch item, written together with its operation row and events.
+"""The state of one relaunch item, written together with its operation row (through
+`renewals.operations`, the one writer of operations) in one transaction.
 
-`prepare` puts the row back to `todo` (event `relaunched`) so the new run's database-sync writes
-land; `done` marks the item and the row `doing`; `finish_item` skips or fails an item and, when
-its row went back to `todo` and nothing was sent, gives the row its status back.
+`prepare` records the plan and, when the plan reopens the row, puts it back to `todo` (event
+`relaunched`) so the new run's writes land; `done` marks the item and, for a reopened row, the
+row `doing` under the new run; `finish_item` skips or fails an item and, when its row went back
+to `todo` and nothing was sent, gives the row its status back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from psycopg.types.json import Jsonb
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-_TERMINAL = ("done", "failed", "cancelled")
+from renewals import operations
+from renewals.engine import RelaunchItem, RelaunchPlan
+from renewals.errors import OperationNotFound
+from renewals.model import Operation, OperationStatus
 
 
-async def prepare(
-    pool: AsyncConnectionPool, job_id: int, item: dict[str, Any], detail: dict[str, Any]
-) -> str | None:
-    """Put the row back to `todo` (event `relaunched`) and mark the item prepared, atomically, so
-    the new run's database-sync writes land. Returns why not, when the row has moved on."""
-    op = item["operation_id"]
+@dataclass(frozen=True)
+class JobItem:
+    """A pending item of a relaunch job, with its operation as it is now."""
+
+    job_id: int
+    operation: Operation
+    previous_status: OperationStatus  # the row as selected, restored if the relaunch fails
+    previous_error: str | None
+    prepared_at: dt.datetime | None
+    from_run_id: str | None
+
+    @property
+    def operation_id(self) -> str:
+        return self.operation.operation_id
+
+    @property
+    def relaunch(self) -> RelaunchItem:
+        return RelaunchItem(self.operation, self.from_run_id, self.prepared_at)
+
+
+async def prepare(pool: AsyncConnectionPool, item: JobItem, plan: RelaunchPlan) -> str | None:
+    """Record the plan on the item and, when it reopens the row, put the row back to `todo`
+    (event `relaunched`), atomically. Returns why not, when the row has moved on."""
+    op = item.operation_id
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "SELECT status FROM operations WHERE operation_id = %s FOR UPDATE", (op,)
-        )
-        row = await cur.fetchone()
-        status = row[0] if row else "gone"
-        failed = item["previous_status"] == "failed"
-        if status == "gone" or (status != "failed" if failed else status in _TERMINAL):
-            return f"row is now {status}"
-        await conn.execute(
-            "UPDATE operations SET status = 'todo', error_code = NULL, error_message = NULL,"
-            " finished_at = NULL, updated_at = now() WHERE operation_id = %s",
-            (op,),
-        )
-        await conn.execute(
-            "INSERT INTO operation_events (operation_id, event, detail)"
-            " VALUES (%s, 'relaunched', %s)",
-            (op, Jsonb({"job_id": job_id, **detail})),
-        )
-        await _set_prepared(conn, job_id, op, detail)
+        if plan.reopen:
+            try:
+                now = (await operations.lock(conn, op)).status
+            except OperationNotFound:
+                return "row is gone"
+            was_failed = item.previous_status == OperationStatus.FAILED
+            if now != OperationStatus.FAILED if was_failed else now.terminal:
+                return f"row is now {now.value}"
+            await operations.reopen(conn, op, {"job_id": item.job_id, **plan.detail})
+        await _set_prepared(conn, item, plan.detail)
     return None
 
 
-async def mark_prepared(
-    pool: AsyncConnectionPool, job_id: int, operation_id: str, detail: dict[str, Any]
-) -> None:
-    """Legacy items: the requeue itself moves the row; note when it was decided."""
-    async with pool.connection() as conn:
-        await _set_prepared(conn, job_id, operation_id, detail)
-
-
-async def _set_prepared(conn: Any, job_id: int, operation_id: str, d: dict[str, Any]) -> None:
+async def _set_prepared(conn: AsyncConnection[Any], item: JobItem, d: Mapping[str, Any]) -> None:
     await conn.execute(
         "UPDATE relaunch_items SET prepared_at = now(), action = %s, from_run_id = %s,"
         " reset_event_id = %s WHERE job_id = %s AND operation_id = %s",
-        (d.get("action"), d.get("from_run_id"), d.get("reset_event_id"), job_id, operation_id),
+        (
+            d.get("action"),
+            d.get("from_run_id"),
+            d.get("reset_event_id"),
+            item.job_id,
+            item.operation_id,
+        ),
     )
 
 
 async def done(
     pool: AsyncConnectionPool,
-    job_id: int,
-    item: dict[str, Any],
+    item: JobItem,
     *,
-    run_id: str | None,
+    run_id: str,
     relaunched_at: dt.datetime | None,
-    doing: bool = False,
-    event: dict[str, Any] | None = None,
+    reopened: bool,
 ) -> None:
-    """Item done; with `doing` the row (still todo) says the new run is under way; `event`
-    records `relaunched` (legacy: after the requeue)."""
-    op = item["operation_id"]
+    """Item done. A reopened row (still `todo`) says the new run is under way; any other logs
+    `relaunched` now (after the requeue)."""
+    op = item.operation_id
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "UPDATE relaunch_items SET status = 'done', run_id = %s,"
             " relaunched_at = coalesce(%s, relaunched_at, now()), finished_at = now()"
             " WHERE job_id = %s AND operation_id = %s",
-            (run_id, relaunched_at, job_id, op),
+            (run_id or None, relaunched_at, item.job_id, op),
         )
-        if doing:
-            await conn.execute(
-                "UPDATE operations SET status = 'doing', workflow_id = %s, run_id = %s,"
-                " started_at = coalesce(started_at, now()), updated_at = now()"
-                " WHERE operation_id = %s AND status = 'todo'",
-                (item["workflow_id"], run_id, op),
-            )
-        if event is not None:
-            await conn.execute(
-                "INSERT INTO operation_events (operation_id, event, detail)"
-                " VALUES (%s, 'relaunched', %s)",
-                (op, Jsonb({"job_id": job_id, **event})),
-            )
+        if reopened:
+            wid = item.operation.workflow_id or item.operation.idempotency_key
+            await operations.relaunched_run(conn, op, wid, run_id)
+        else:
+            detail = {"job_id": item.job_id, "action": "requeue"}
+            await operations.log_event(conn, op, "relaunched", detail)
 
 
 async def finish_item(
-    pool: AsyncConnectionPool,
-    job_id: int,
-    item: dict[str, Any],
-    status: str,
-    detail: str,
-    *,
-    restore: bool = False,
+    pool: AsyncConnectionPool, item: JobItem, status: str, detail: str, *, restore: bool = False
 ) -> None:
     """Item skipped or failed; with `restore` (its row went back to todo and nothing was sent)
     the row gets its status back, with event `relaunch.failed`."""
-    op = item["operation_id"]
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "UPDATE relaunch_items SET status = %s, detail = %s, finished_at = now()"
             " WHERE job_id = %s AND operation_id = %s",
-            (status, detail[:500], job_id, op),
+            (status, detail[:500], item.job_id, item.operation_id),
         )
-        if not restore:
-            return
-        cur = await conn.execute(
-            "UPDATE operations SET status = %s, error_code = coalesce(%s, 'RelaunchFailed'),"
-            " error_message = %s, updated_at = now(),"
-            " finished_at = CASE WHEN %s IN ('done', 'failed', 'cancelled') THEN now() END"
-            " WHERE operation_id = %s AND status = 'todo' AND %s <> 'todo' RETURNING 1",
-            (
-                item["previous_status"],
-                item["previous_error"],
-                f"relaunch failed: {detail}"[:500],
-                item["previous_status"],
-                op,
-                item["previous_status"],
-            ),
-        )
-        if await cur.fetchone():
-            await conn.execute(
-                "INSERT INTO operation_events (operation_id, event, detail)"
-                " VALUES (%s, 'relaunch.failed', %s)",
-                (op, Jsonb({"job_id": job_id, "error": detail[:500]})),
+        if restore:
+            await operations.restore(
+                conn,
+                item.operation_id,
+                item.previous_status,
+                item.previous_error,
+                {"job_id": item.job_id, "error": detail[:500]},
             )
-
-
-async def requeued_since(pool: AsyncConnectionPool, operation_id: str, since: dt.datetime) -> bool:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM operation_events WHERE operation_id = %s"
-            " AND event = 'requeued' AND at >= %s)",
-            (operation_id, since),
-        )
-        row = await cur.fetchone()
-    return bool(row and row[0])

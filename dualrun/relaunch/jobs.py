@@ -16,12 +16,14 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from dualrun.relaunch.items import JobItem
 from dualrun.relaunch.model import REFUSALS, Selection
 from renewals.errors import DualrunError
+from renewals.model import Operation, OperationStatus
+from renewals.operations import TERMINAL_SQL
 
-_SELECT = """
-SELECT o.operation_id, o.domain, o.engine, o.status, o.error_code, o.workflow_id,
-       o.idempotency_key,
+_SELECT = f"""
+SELECT o.*,
        CASE WHEN o.cancel_requested_at IS NOT NULL THEN 'cancel requested'
             WHEN NOT %(include_refusals)s AND o.error_code = ANY(%(refusals)s)
             THEN 'refused (' || o.error_code || '): --include-refusals relaunches it'
@@ -29,7 +31,7 @@ SELECT o.operation_id, o.domain, o.engine, o.status, o.error_code, o.workflow_id
 FROM operations o
 WHERE o.tld = %(tld)s AND o.created_at >= %(since)s AND o.created_at < %(until)s
   AND CASE WHEN %(status)s = 'failed' THEN o.status = 'failed'
-           ELSE o.status NOT IN ('done', 'failed', 'cancelled')
+           ELSE o.status NOT IN {TERMINAL_SQL}
                 AND o.created_at < %(stuck_before)s END
 """
 _ORDER = " ORDER BY o.created_at, o.operation_id"
@@ -42,8 +44,7 @@ SELECT %(job_id)s, s.operation_id, s.engine, s.status, s.error_code,
 FROM ({_SELECT}) s
 """
 _PENDING = """
-SELECT i.*, o.domain, o.years, o.current_expiry, o.customer_id, o.idempotency_key,
-       coalesce(o.workflow_id, o.idempotency_key) AS workflow_id, o.status AS row_status
+SELECT o.*, i.job_id, i.previous_status, i.previous_error, i.prepared_at, i.from_run_id
 FROM relaunch_items i JOIN operations o USING (operation_id)
 WHERE i.job_id = %s AND i.status = 'pending' ORDER BY i.operation_id
 """
@@ -141,11 +142,22 @@ async def mark_resumed(pool: AsyncConnectionPool, job_id: int) -> None:
         )
 
 
-async def pending(pool: AsyncConnectionPool, job_id: int) -> list[dict[str, Any]]:
+async def pending(pool: AsyncConnectionPool, job_id: int) -> list[JobItem]:
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(_PENDING, (job_id,))
-        return await cur.fetchall()
+        rows = await cur.fetchall()
+    return [
+        JobItem(
+            job_id=r["job_id"],
+            operation=Operation.from_row(r),
+            previous_status=OperationStatus(r["previous_status"]),
+            previous_error=r["previous_error"],
+            prepared_at=r["prepared_at"],
+            from_run_id=r["from_run_id"],
+        )
+        for r in rows
+    ]
 
 
 async def tally(pool: AsyncConnectionPool, job_id: int) -> dict[str, Any]:

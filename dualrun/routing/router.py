@@ -14,13 +14,8 @@ from typing import Any, Protocol
 from dualrun.flags.model import FlagSourceKind, bucket_of
 from dualrun.flags.port import FlagView
 from renewals.domains import tld_of
+from renewals.engine import ENGINE_OF_MODE
 from renewals.model import Engine, Mode, RenewalRequest
-
-ENGINE_OF_MODE = {
-    Mode.LEGACY: Engine.LEGACY,
-    Mode.SHADOW: Engine.LEGACY,
-    Mode.TEMPORAL: Engine.TEMPORAL,
-}
 
 
 class FlagReader(Protocol):

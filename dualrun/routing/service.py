@@ -13,13 +13,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from dualrun.flags import metrics
 from dualrun.routing import store
-from dualrun.routing.cancel import CancelResult, cancel_operation, check_operation_id
-from dualrun.routing.dispatch import TemporalLink, create_operation, start_workflow
 from dualrun.routing.router import Decision, Router
+from renewals import operations
 from renewals.domains import normalise_domain
-from renewals.errors import IdempotencyConflict, InvalidInput
-from renewals.model import Mode, RenewalRequest
-from renewals.operations import OperationNotFound
+from renewals.engine import ENGINE_OF_MODE, CancelResult, Engines
+from renewals.errors import IdempotencyConflict, InvalidInput, OperationNotFound
+from renewals.logs import redact_text
+from renewals.model import Mode, Operation, RenewalRequest, check_operation_id
 from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -57,12 +57,12 @@ class RenewalService:
         settings: Settings,
         pool: AsyncConnectionPool,
         router: Router,
-        temporal: TemporalLink | None = None,
+        engines: Engines,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.router = router
-        self.temporal = temporal or TemporalLink(settings)
+        self.engines = engines
 
     # -- submit ------------------------------------------------------------------------------
     async def submit(self, request: RenewalRequest) -> Submitted:
@@ -71,7 +71,12 @@ class RenewalService:
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 if await store.claim(conn, request, decision):
-                    row = await create_operation(conn, self.pool, request, decision.mode)
+                    created = await self.engines[decision.engine].submit(conn, request)
+                    row = {
+                        "operation_id": created.operation_id,
+                        "engine": created.engine.value,
+                        "status": created.status.value,
+                    }
                     first = True
                 else:
                     decided = await store.stored(conn, request.idempotency_key)
@@ -121,9 +126,7 @@ class RenewalService:
             idempotency_key=request.idempotency_key,
             **{k: v for k, v in decision.explain().items() if k != "domain"},
         )
-        error = None
-        if decision.mode in (Mode.TEMPORAL, Mode.SHADOW):
-            error = await start_workflow(self.temporal, self.settings, request, decision.mode)
+        error = await self._start(request, decision.mode)
         return Submitted(
             row["operation_id"],
             request.idempotency_key,
@@ -146,9 +149,7 @@ class RenewalService:
         error = None
         if decided["mode"] == Mode.TEMPORAL.value and row["status"] == "todo":
             # a start that failed earlier (or is just being made): starting again is safe
-            error = await start_workflow(
-                self.temporal, self.settings, store.request_of(decided), Mode.TEMPORAL
-            )
+            error = await self._start(store.request_of(decided), Mode.TEMPORAL)
         return Submitted(
             row["operation_id"],
             decided["idempotency_key"],
@@ -158,6 +159,25 @@ class RenewalService:
             deduplicated=True,
             dispatch_error=error,
         )
+
+    async def _start(self, request: RenewalRequest, mode: Mode) -> str | None:
+        """Hand the committed renewal to its engine (and plan it, in shadow mode); a failure
+        leaves the row `todo`, logged, counted and returned."""
+        engine = ENGINE_OF_MODE[mode]
+        error = await self.engines[engine].start(request)
+        if error is None and mode == Mode.SHADOW and self.engines.planner is not None:
+            error = await self.engines.planner.plan(request)
+        if error is not None:
+            error = redact_text(error, self.settings.secrets())
+            metrics.DISPATCH_FAILURES.labels(mode=mode.value).inc()
+            log.error(
+                "router.dispatch.failed",
+                operation_id=request.operation_id,
+                idempotency_key=request.idempotency_key,
+                mode=mode.value,
+                error=error,
+            )
+        return error
 
     # -- status and cancel -------------------------------------------------------------------
     async def status(self, operation_id: str) -> dict[str, Any]:
@@ -174,10 +194,15 @@ class RenewalService:
             row = await cur.fetchone()
         if row is None:
             raise OperationNotFound(operation_id)
-        return _status_document(row)
+        operation = Operation.from_row(row)
+        document = _status_document(row)
+        document["engine_state"] = await self.engines[operation.engine].describe(operation)
+        return document
 
     async def cancel(self, operation_id: str, reason: str = "requested") -> CancelResult:
-        return await cancel_operation(self.pool, self.temporal, operation_id, reason)
+        check_operation_id(operation_id)
+        operation = await operations.get(self.pool, operation_id)
+        return await self.engines[operation.engine].cancel(operation, reason)
 
     # -- explain -----------------------------------------------------------------------------
     def explain(self, names: Iterable[str]) -> list[Decision]:

@@ -7,6 +7,7 @@ did, and can be told to create a share of them twice: the month-start duplicate 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,8 +17,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from renewals.errors import InvalidInput
-from renewals.model import Engine, RenewalRequest, new_operation_id
-from renewals.operations import insert_operation
+from renewals.model import RenewalRequest, new_operation_id
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +68,19 @@ def _read_batch(
     return requests
 
 
+# The batch writes the legacy tables itself, as the registrar's upstream batch does: no
+# routing decision, no idempotency check.
+_INSERT = """
+INSERT INTO operations (operation_id, idempotency_key, domain, tld, years, current_expiry,
+                        customer_id, engine, origin, status)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'legacy', 'autorenew', 'todo')
+"""
+_EVENT = """
+INSERT INTO operation_events (operation_id, event, detail)
+VALUES (%s, 'created', '{"engine": "legacy", "origin": "autorenew"}')
+"""
+
+
 async def create_batch(
     pool: AsyncConnectionPool,
     requests: Sequence[RenewalRequest] | Iterable[RenewalRequest],
@@ -75,29 +88,32 @@ async def create_batch(
     duplicate_share: float = 0.0,
     seed: int | None = None,
 ) -> BatchResult:
-    """Insert one legacy operation per request, and a second one for `duplicate_share` of them."""
+    """Insert one legacy operation per request, and a second one for `duplicate_share` of them,
+    in one transaction (pipelined)."""
     if not 0.0 <= duplicate_share <= 1.0:
         raise InvalidInput("duplicate_share", f"must be between 0 and 1, got {duplicate_share}")
     rng = random.Random(seed)
     requests = list(requests)
     dup_count = round(len(requests) * duplicate_share)
     doubled = set(rng.sample(range(len(requests)), dup_count)) if dup_count else set()
-    ids: list[str] = []
+    rows: list[RenewalRequest] = []
     keys: list[str] = []
+    for i, request in enumerate(requests):
+        rows.append(request)
+        if i in doubled:
+            rows.append(dataclasses.replace(request, operation_id=new_operation_id()))
+            keys.append(request.idempotency_key)
     async with pool.connection() as conn, conn.transaction():
-        for i, request in enumerate(requests):
-            await insert_operation(conn, request, Engine.LEGACY, origin="autorenew")
-            ids.append(request.operation_id)
-            if i in doubled:
-                twin = RenewalRequest(
-                    domain=request.domain,
-                    years=request.years,
-                    current_expiry=request.current_expiry,
-                    customer_id=request.customer_id,
-                    operation_id=new_operation_id(),
-                )
-                await insert_operation(conn, twin, Engine.LEGACY, origin="autorenew")
-                ids.append(twin.operation_id)
-                keys.append(request.idempotency_key)
+        cur = conn.cursor()
+        await cur.executemany(
+            _INSERT,
+            [
+                (r.operation_id, r.idempotency_key, r.domain, r.tld, r.years, r.current_expiry,
+                 r.customer_id)
+                for r in rows
+            ],
+        )  # fmt: skip
+        await cur.executemany(_EVENT, [(r.operation_id,) for r in rows])
+    ids = tuple(r.operation_id for r in rows)
     log.info("legacy.autorenew.batch", created=len(ids), duplicated=len(keys))
-    return BatchResult(created=len(ids), duplicated_keys=tuple(keys), operation_ids=tuple(ids))
+    return BatchResult(created=len(ids), duplicated_keys=tuple(keys), operation_ids=ids)

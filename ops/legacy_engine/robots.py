@@ -36,7 +36,6 @@ from ops.legacy_engine.steps import LeaseLost, StepFailed, classify
 from renewals.billing import BillingLedger, charges_of_operation
 from renewals.metrics import observe_renewal
 from renewals.model import OperationStatus, add_years
-from renewals.operations import OperationStore
 from renewals.registry import RegistryClient
 
 log = structlog.get_logger(__name__)
@@ -95,7 +94,7 @@ class EngineStats:
     cancelled: int = 0
 
 
-class LegacyEngine:
+class Robots:
     def __init__(
         self,
         pool: AsyncConnectionPool,
@@ -104,7 +103,6 @@ class LegacyEngine:
         config: RobotConfig,
     ) -> None:
         self.pool = pool
-        self.store = OperationStore(pool)
         self.registry = registry
         self.billing = billing
         self.config = config
@@ -219,8 +217,13 @@ class LegacyEngine:
         row["step"] = step
 
     async def _cancel_requested(self, operation_id: str) -> bool:
-        row = await self.store.get(operation_id)
-        return row["cancel_requested_at"] is not None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT cancel_requested_at IS NOT NULL FROM operations WHERE operation_id = %s",
+                (operation_id,),
+            )
+            row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def process(self, row: dict[str, Any], owner: str) -> None:
         op = row["operation_id"]
@@ -280,7 +283,7 @@ class LegacyEngine:
                 )
                 await self._step(row, owner, "charge", charged_cents=row["price_cents"])
             # The point of no return: moving to the registry step and seeing no cancel request
-            # are one statement, serialised with LegacyAdapter.cancel by the row lock.
+            # are one statement, serialised with the legacy adapter's cancel by the row lock.
             if not await self._write(
                 row, owner, "renew.started", step="renew", unless_cancelled=True
             ):

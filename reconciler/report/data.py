@@ -25,6 +25,7 @@ from reconciler.report.model import (
     Trail,
 )
 from renewals.errors import DualrunError
+from renewals.operations import TERMINAL_SQL
 
 MAX_FINDINGS = 200  # listed in the report; the counts cover them all
 
@@ -48,7 +49,7 @@ _LATEST = """
 SELECT run_id FROM reconciliation_runs
 ORDER BY (kind <> 'sweep') DESC, (status <> 'running') DESC, run_id DESC LIMIT 1
 """
-_VOLUMES = """
+_VOLUMES = f"""
 WITH o AS (
     SELECT tld, engine, status,
            CASE WHEN finished_at IS NOT NULL
@@ -58,7 +59,7 @@ SELECT tld, engine, count(*) AS total,
        count(*) FILTER (WHERE status = 'done') AS done,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-       count(*) FILTER (WHERE status NOT IN ('done', 'failed', 'cancelled')) AS open,
+       count(*) FILTER (WHERE status NOT IN {TERMINAL_SQL}) AS open,
        count(secs) AS finished, min(secs) AS min, max(secs) AS max,
        percentile_cont(ARRAY[0.25, 0.5, 0.75, 0.95, 0.99]) WITHIN GROUP (ORDER BY secs) AS pct
 FROM o GROUP BY tld, engine ORDER BY tld, engine

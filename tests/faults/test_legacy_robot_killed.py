@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from legacy_adapter.adapter import LegacyAdapter
+from legacy_adapter import LegacyEngine
 from renewals.model import add_years
 from tests.faults.support import (
     EXPIRY,
@@ -39,7 +39,7 @@ async def test_robot_killed_at_registry_step_another_takes_over_renewed_once(
     robots = [procs.robots(h, f"robots-{n}", robots="1", lease="5") for n in range(2)]
     worker = procs.worker(h)
     request = h.request(victim, EXPIRY)
-    op = (await LegacyAdapter(h.pool).submit(request)).operation_id
+    op = (await LegacyEngine(h.pool).create(request)).operation_id
     await submit_burst(h, "com", 10)  # Temporal renewals alongside
 
     holder: list[str] = []

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from legacy_adapter.adapter import LegacyAdapter
+from legacy_adapter import LegacyEngine
 from ops.postgres import EmbeddedPostgres
 from ops.registry_sim.server import SimServer
 from tests.faults.support import (
@@ -54,9 +54,9 @@ async def _both_engines_through(
     await submit_burst(h, "de", 24)
     legacy = burst_domains("eu", 12, "old")
     h.seed("eu", *legacy, expiry=EXPIRY)
-    adapter = LegacyAdapter(h.pool)
+    adapter = LegacyEngine(h.pool)
     for domain in legacy:
-        await adapter.submit(h.request(domain, EXPIRY))
+        await adapter.create(h.request(domain, EXPIRY))
 
     async def both_busy() -> bool:
         return await in_flight(h, "temporal") >= 5 and await in_flight(h, "legacy") >= 2

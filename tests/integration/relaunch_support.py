@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from legacy_adapter.adapter import LegacyAdapter
-from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from legacy_adapter import LegacyEngine
+from ops.legacy_engine.robots import RobotConfig, Robots
 from ops.registry_sim.server import SimServer
 from renewals.billing import BillingLedger
 from renewals.model import RenewalRequest
@@ -101,16 +101,16 @@ async def fail_in_outage(h: Harness, tld: str, names: list[str]) -> list[Renewal
     return requests
 
 
-def robots(h: Harness) -> LegacyEngine:
+def robots(h: Harness) -> Robots:
     """Legacy robots in process that stop once no legacy work is left (drain)."""
-    return LegacyEngine(h.pool, h.registry, BillingLedger(h.pool), replace(ROBOTS, drain=True))
+    return Robots(h.pool, h.registry, BillingLedger(h.pool), replace(ROBOTS, drain=True))
 
 
 async def legacy_failed_in_outage(h: Harness, tld: str, names: list[str]) -> list[str]:
     """Legacy renewals of `names`, failed by the robots in an outage (max_attempts 1)."""
     h.seed(tld, *names, expiry=EXPIRY)
-    adapter = LegacyAdapter(h.pool)
-    ops = [(await adapter.submit(h.request(d, EXPIRY))).operation_id for d in names]
+    adapter = LegacyEngine(h.pool)
+    ops = [(await adapter.create(h.request(d, EXPIRY))).operation_id for d in names]
     h.admin.configure(tld, error_rate=1.0)
     await asyncio.wait_for(robots(h).run(), 60)
     h.admin.configure(tld, error_rate=0.0)

@@ -28,12 +28,13 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from legacy_adapter.adapter import LegacyAdapter
+from legacy_adapter import LegacyEngine
 from legacy_adapter.errors import CancelRefused, RequeueRefused
 from ops.legacy_engine.autorenew import create_batch
-from ops.legacy_engine.robots import EngineStats, LegacyEngine, RobotConfig
+from ops.legacy_engine.robots import EngineStats, RobotConfig, Robots
 from ops.registry_sim.admin import SimAdmin
 from ops.registry_sim.server import SimServer
+from renewals import operations
 from renewals.billing import BillingLedger
 from renewals.db.pool import async_pool
 from renewals.model import OperationStatus, RenewalRequest, add_years
@@ -68,7 +69,7 @@ class Legacy:
     pool: AsyncConnectionPool
     registry: RegistryClient
     admin: SimAdmin
-    adapter: LegacyAdapter
+    adapter: LegacyEngine
 
     def request(self, domain: str, expiry: dt.date = EXPIRY, years: int = 1) -> RenewalRequest:
         return RenewalRequest(domain, years, expiry, "cust-1", f"op-{uuid.uuid4().hex[:12]}")
@@ -77,11 +78,11 @@ class Legacy:
         self.admin.seed_domains(tld, [{"domain": d, "expiry": expiry, **extra} for d in domains])
 
     async def submit(self, domain: str, expiry: dt.date = EXPIRY) -> str:
-        outcome = await self.adapter.submit(self.request(domain, expiry))
+        outcome = await self.adapter.create(self.request(domain, expiry))
         return outcome.operation_id
 
-    def engine(self, registry: RegistryClient | None = None, **config: Any) -> LegacyEngine:
-        return LegacyEngine(
+    def engine(self, registry: RegistryClient | None = None, **config: Any) -> Robots:
+        return Robots(
             self.pool, registry or self.registry, BillingLedger(self.pool), replace(FAST, **config)
         )
 
@@ -93,7 +94,7 @@ class Legacy:
         return await asyncio.wait_for(engine.run(), within)
 
     @asynccontextmanager
-    async def running(self, **config: Any) -> AsyncIterator[LegacyEngine]:
+    async def running(self, **config: Any) -> AsyncIterator[Robots]:
         """Robots running in the background for the block, stopped (and awaited) after it."""
         engine = self.engine(**config)
         stop = asyncio.Event()
@@ -145,7 +146,7 @@ async def legacy(db_dsn: str, sim: SimServer) -> AsyncIterator[Legacy]:
     registry = RegistryClient(base_url=sim.url, timeout_s=5)
     try:
         with SimAdmin(sim.url) as admin:
-            yield Legacy(db_dsn, sim.url, pool, registry, admin, LegacyAdapter(pool))
+            yield Legacy(db_dsn, sim.url, pool, registry, admin, LegacyEngine(pool))
     finally:
         await registry.aclose()
         await pool.close()
@@ -213,11 +214,11 @@ async def test_renewal_is_renewed_once_charged_once_and_reads_back_done(legacy: 
     """A renewal submitted through the adapter is renewed once, charged once and reads back done."""
     legacy.seed("com", "single.com")
     op = await legacy.submit("single.com")
-    assert (await legacy.adapter.outcome(op)).status == OperationStatus.TODO
+    assert (await operations.get(legacy.pool, op)).status == OperationStatus.TODO
 
     stats = await legacy.drain()
 
-    outcome = await legacy.adapter.outcome(op)
+    outcome = await operations.get(legacy.pool, op)
     assert outcome.status == OperationStatus.DONE
     assert outcome.new_expiry == add_years(EXPIRY, 1)
     assert outcome.charged_cents == PRICE["com"]
@@ -227,7 +228,7 @@ async def test_renewal_is_renewed_once_charged_once_and_reads_back_done(legacy: 
     assert outcome.registry_transaction_id == ledger[0]["server_tx_id"]
     assert await legacy.charges(op) == [("charge", PRICE["com"])]
     assert (stats.processed, stats.done) == (1, 1)
-    assert [e["event"] for e in await legacy.adapter.store.events(op)] == STEP_EVENTS
+    assert [e["event"] for e in await operations.events(legacy.pool, op)] == STEP_EVENTS
 
 
 # -- 2. many robots, no double processing -----------------------------------------------------
@@ -309,7 +310,7 @@ async def test_a_robot_extends_its_lease_at_each_step(legacy: Legacy) -> None:
     stats = await legacy.drain(robots=3, lease_s=0.8)
     row = await legacy.row(op)
     assert (row["status"], row["attempts"]) == ("done", 1)
-    events = await legacy.adapter.store.events(op)
+    events = await operations.events(legacy.pool, op)
     assert [e["event"] for e in events] == STEP_EVENTS  # no step was started twice
     assert len({e["detail"].get("robot") for e in events[1:]}) == 1
     # the robot that renewed recorded its own registry transaction (no takeover resolved it)
@@ -412,7 +413,7 @@ async def test_cancel_during_charge_step_refunds(legacy: Legacy) -> None:
         await locker.execute("LOCK TABLE billing_ledger IN ACCESS EXCLUSIVE MODE")
         async with legacy.running():
             await legacy.until(op, lambda r: r["step"] == "charge")
-            requested = await legacy.adapter.cancel(op)
+            requested = await legacy.adapter.cancel_now(op)
             assert requested.status == OperationStatus.DOING  # flagged, for the robot to honour
             await locker.rollback()  # the charge goes through, then the robot sees the cancel
             row = await legacy.until(op, lambda r: r["status"] == "cancelled")
@@ -423,7 +424,7 @@ async def test_cancel_during_charge_step_refunds(legacy: Legacy) -> None:
     assert row["lease_owner"] is None
     assert await legacy.charges(op) == [("charge", PRICE["com"]), ("refund", PRICE["com"])]
     assert legacy.admin.ledger("com", domain="cancelme.com") == []
-    events = [e["event"] for e in await legacy.adapter.store.events(op)]
+    events = [e["event"] for e in await operations.events(legacy.pool, op)]
     assert "cancel_requested" in events and events[-1] == "cancelled"
     assert "renew.started" not in events
 
@@ -432,9 +433,9 @@ async def test_cancel_of_a_todo_operation_is_immediate(legacy: Legacy) -> None:
     """Cancelling an operation no robot has picked up cancels it at once, nothing charged."""
     legacy.seed("com", "early.com")
     op = await legacy.submit("early.com")
-    outcome = await legacy.adapter.cancel(op)
+    outcome = await legacy.adapter.cancel_now(op)
     assert outcome.status == OperationStatus.CANCELLED and outcome.finished_at is not None
-    assert (await legacy.adapter.cancel(op)).status == OperationStatus.CANCELLED  # idempotent
+    assert (await legacy.adapter.cancel_now(op)).status == OperationStatus.CANCELLED  # idempotent
     stats = await legacy.drain()
     assert stats.processed == 0
     assert (await legacy.row(op))["status"] == "cancelled"
@@ -450,7 +451,7 @@ async def test_cancel_after_the_registry_step_is_refused(legacy: Legacy) -> None
     async with legacy.running():
         await legacy.until(op, lambda r: r["step"] == "renew")
         with pytest.raises(CancelRefused) as refused:
-            await legacy.adapter.cancel(op)
+            await legacy.adapter.cancel_now(op)
         assert refused.value.step == "renew"
         row = await legacy.until(op, lambda r: r["status"] == "done")
     assert row["cancel_requested_at"] is None and row["refunded_cents"] is None
@@ -460,7 +461,7 @@ async def test_cancel_after_the_registry_step_is_refused(legacy: Legacy) -> None
     finished = await legacy.submit("finished.com")
     await legacy.drain()
     with pytest.raises(CancelRefused) as refused:
-        await legacy.adapter.cancel(finished)
+        await legacy.adapter.cancel_now(finished)
     assert refused.value.status == "done"
     assert await legacy.charges(finished) == [("charge", PRICE["com"])]
 
@@ -479,7 +480,7 @@ async def test_cancels_racing_the_robots_are_honoured_or_refused_never_both(
     async def cancel_later(op: str, delay: float) -> None:
         await asyncio.sleep(delay)  # a random moment of the renewal, not a timing assertion
         try:
-            await legacy.adapter.cancel(op)
+            await legacy.adapter.cancel_now(op)
             accepted[op] = True
         except CancelRefused:
             accepted[op] = False
@@ -535,7 +536,7 @@ async def test_max_attempts_reached_ends_failed(legacy: Legacy) -> None:
     assert (row["status"], row["attempts"], row["max_attempts"]) == ("failed", 3, 3)
     assert row["error_code"] == "registry_unavailable" and row["finished_at"] is not None
     assert (stats.retried, stats.failed) == (2, 1)
-    events = [e["event"] for e in await legacy.adapter.store.events(op)]
+    events = [e["event"] for e in await operations.events(legacy.pool, op)]
     assert events.count("error") == 2 and events[-1] == "failed"
 
 
@@ -553,7 +554,7 @@ async def test_requeue_puts_a_failed_operation_back_and_it_finishes(legacy: Lega
     assert requeued.status == OperationStatus.TODO and requeued.attempts == 0
     assert requeued.error_code is None and requeued.finished_at is None
     await legacy.drain(max_attempts=1)
-    outcome = await legacy.adapter.outcome(op)
+    outcome = await operations.get(legacy.pool, op)
     assert outcome.status == OperationStatus.DONE and outcome.attempts == 1
     assert outcome.new_expiry == add_years(EXPIRY, 1)
     assert len(legacy.admin.ledger("com", domain="again.com")) == 1

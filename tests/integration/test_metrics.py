@@ -15,8 +15,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from legacy_adapter.adapter import LegacyAdapter
-from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from legacy_adapter import LegacyEngine
+from ops.legacy_engine.robots import RobotConfig, Robots
 from reconciler.alerts import Webhook
 from reconciler.model import Window
 from reconciler.run import Reconciler
@@ -56,9 +56,9 @@ async def test_done_renewals_are_timed_per_engine(h: Harness) -> None:
     legacy_before = value("dualrun_renewal_duration_seconds_count", engine="legacy", tld="eu")
     temporal_before = value("dualrun_renewal_duration_seconds_count", engine="temporal", tld="eu")
 
-    await LegacyAdapter(h.pool).submit(h.request("timed-legacy.eu", EXPIRY))
+    await LegacyEngine(h.pool).create(h.request("timed-legacy.eu", EXPIRY))
     config = RobotConfig(robots=1, poll_interval_s=0.05, drain=True)
-    engine = LegacyEngine(h.pool, h.registry, BillingLedger(h.pool), config)
+    engine = Robots(h.pool, h.registry, BillingLedger(h.pool), config)
     assert (await asyncio.wait_for(engine.run(), 60)).done == 1
 
     async with h.workers():
@@ -77,10 +77,10 @@ async def test_done_renewals_are_timed_per_engine(h: Harness) -> None:
 async def test_stuck_gauge_follows_each_run_and_each_skipped_tick(h: Harness) -> None:
     """A run counts the unfinished operations past the deadline; a replica that skips a tick
     refreshes the count too; the last-run time of the kind is set."""
-    adapter = LegacyAdapter(h.pool)
+    adapter = LegacyEngine(h.pool)
     first, second = h.request("stuck-a.com", EXPIRY), h.request("stuck-b.com", EXPIRY)
     for request in (first, second):
-        await adapter.submit(request)
+        await adapter.create(request)
     rec = reconciler(h, stuck_after=dt.timedelta(0))
     started = dt.datetime.now(dt.UTC).timestamp()
     await rec.run(window(), "manual")

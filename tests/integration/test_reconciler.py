@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 import structlog
 
-from legacy_adapter.adapter import LegacyAdapter
+from legacy_adapter import LegacyEngine
 from ops.legacy_engine.autorenew import create_batch
-from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from ops.legacy_engine.robots import RobotConfig, Robots
 from reconciler.alerts import Webhook
 from reconciler.model import Window
 from reconciler.report.data import latest_run_id
 from reconciler.run import Reconciler
 from reconciler.sources import ApiLedger
 from renewals.billing import BillingLedger
-from renewals.model import RenewalRequest
+from renewals.model import Origin, RenewalRequest
 from temporal_flow.starter import renew_input, start_renewal
 from temporal_flow.types import RunMode
 from tests.harness import TODAY, Harness, cli_runner, worker_env
@@ -92,7 +92,7 @@ async def drain_legacy(h: Harness, **config: Any) -> None:
         "drain": True,
         **config,
     }
-    engine = LegacyEngine(h.pool, h.registry, BillingLedger(h.pool), RobotConfig(**options))
+    engine = Robots(h.pool, h.registry, BillingLedger(h.pool), RobotConfig(**options))
     await asyncio.wait_for(engine.run(), 120)
 
 
@@ -175,7 +175,7 @@ async def test_robots_killed_leave_a_stuck_operation(
     h.seed("de", "stuck.de", expiry=EXPIRY)
     h.admin.configure("de", latency_ms=5000)
     request = h.request("stuck.de", EXPIRY)
-    await LegacyAdapter(h.pool).submit(request)
+    await LegacyEngine(h.pool).create(request)
     env = {"PATH": os.environ.get("PATH", ""), **worker_env(h.settings)}
     robots = subprocess.Popen(  # noqa: ASYNC220
         [
@@ -219,7 +219,7 @@ async def test_premium_changed_between_plan_and_legacy_is_shadow_mismatch(
             await h.result((await start_renewal(h.client, h.settings.task_queue, inp)).workflow_id)
     h.seed("info", changed.domain, expiry=EXPIRY, premium_cents=99_00)
     for request in (same, changed):
-        await LegacyAdapter(h.pool).submit(request)
+        await LegacyEngine(h.pool).create(request)
     await drain_legacy(h)
     summary = await reconciler(h, receiver).run(window())
     assert summary.findings == {"shadow_mismatch": 1}
@@ -232,7 +232,7 @@ async def test_ambiguous_legacy_renewal_is_unrecorded(h: Harness, receiver: Rece
     """Legacy times out after the registry committed, retries, is refused: unrecorded renewal."""
     (request,) = requests_for(h, "eu", 1, "timeout")
     h.admin.configure("eu", commit_timeout_rate=1.0, hold_s=5.0)
-    await LegacyAdapter(h.pool).submit(request)
+    await LegacyEngine(h.pool).create(request)
     await drain_legacy(h, robots=1)
     summary = await reconciler(h, receiver).run(window())
     assert summary.findings == {"unrecorded_renewal": 1}
@@ -246,12 +246,12 @@ async def _insert(h: Harness, sql: str, *params: Any) -> None:
 
 async def test_direct_data_kinds(h: Harness, receiver: Receiver) -> None:
     """Lost renewal, refund missing and routing violation, which no engine produces on purpose."""
-    adapter = LegacyAdapter(h.pool)
+    adapter = LegacyEngine(h.pool)
     lost, cancelled, misrouted = (
         h.request(f"{n}.fr", EXPIRY) for n in ("lost", "norefund", "routed")
     )
     for r in (lost, cancelled, misrouted):
-        await adapter.submit(r, origin="autorenew")
+        await adapter.create(r, origin=Origin.AUTORENEW)
     await _insert(
         h,
         "UPDATE operations SET status = 'done', new_expiry = %s WHERE operation_id = %s",
@@ -312,7 +312,7 @@ async def test_clean_run_of_1000_renewals_has_no_finding(h: Harness, receiver: R
     legacy = requests_for(h, "fr", 500, "clean-l")
     temporal = requests_for(h, "de", 500, "clean-t")
     for r in legacy:
-        await LegacyAdapter(h.pool).submit(r)
+        await LegacyEngine(h.pool).create(r)
     async with h.workers():
         sem = asyncio.Semaphore(50)
 

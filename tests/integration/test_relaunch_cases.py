@@ -14,8 +14,8 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
 
 from ops.registry_sim.server import SimServer
+from renewals import operations
 from renewals.model import Engine, RenewalRequest, add_years
-from renewals.operations import insert_operation
 from temporal_flow import relaunch as temporal_relaunch
 from tests.harness import Harness, cli_runner, harness
 from tests.integration.relaunch_support import (
@@ -83,7 +83,7 @@ async def test_history_gone_or_never_started_starts_afresh_under_the_same_key(
         h.seed("com", "lost.com", expiry=EXPIRY)
         lost = h.request("lost.com", EXPIRY)  # recorded, its workflow never started
         async with h.pool.connection() as conn:
-            await insert_operation(conn, lost, Engine.TEMPORAL, workflow_id=lost.idempotency_key)
+            await operations.insert(conn, lost, Engine.TEMPORAL, workflow_id=lost.idempotency_key)
             await conn.execute(
                 "UPDATE operations SET created_at = now() - interval '2 hours'"
                 " WHERE operation_id = %s",

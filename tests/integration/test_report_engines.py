@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from legacy_adapter.adapter import LegacyAdapter
-from ops.legacy_engine.robots import LegacyEngine, RobotConfig
+from legacy_adapter import LegacyEngine
+from ops.legacy_engine.robots import RobotConfig, Robots
 from renewals.billing import BillingLedger
 from renewals.model import RenewalRequest
 from temporal_flow.starter import renew_input, start_renewal
@@ -35,7 +35,7 @@ def requests_for(h: Harness, tld: str, n: int, prefix: str) -> list[RenewalReque
 async def drain_legacy(h: Harness) -> None:
     config = RobotConfig(robots=4, poll_interval_s=0.05, lease_s=5.0, retry_delay_s=0.1,
                          max_attempts=2, drain=True)  # fmt: skip
-    engine = LegacyEngine(h.pool, h.registry, BillingLedger(h.pool), config)
+    engine = Robots(h.pool, h.registry, BillingLedger(h.pool), config)
     await asyncio.wait_for(engine.run(), 120)
 
 
@@ -66,7 +66,7 @@ async def test_reconcile_writes_reports_of_both_engines(
             await h.result((await h.submit(request)).workflow_id)
     h.seed("de", changed.domain, expiry=EXPIRY, premium_cents=99_00)
     for request in (*legacy, same, changed):
-        await LegacyAdapter(h.pool).submit(request)
+        await LegacyEngine(h.pool).create(request)
     await drain_legacy(h)
 
     env = {**report_env(h.settings.dsn, tmp_path), **worker_env(h.settings)}

@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 from reconciler.report import charts
-from reconciler.report.build import Report, render
+from reconciler.report.build import render
+from reconciler.report.document import Report
 from reconciler.report.model import (
     Durations,
     EngineFigures,
