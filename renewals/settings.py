@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from renewals.domains import DEFAULT_TLDS
 from renewals.errors import ConfigError
+from renewals.queues import DEFAULT_TASK_QUEUE
 
 
 class Secret:
@@ -60,7 +62,7 @@ class Settings:
     temporal_tls_key: Path | None = None
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
-    task_queue: str = "renewals"
+    task_queue: str = DEFAULT_TASK_QUEUE
     unleash_url: str | None = None
     unleash_client_token: Secret | None = None
     unleash_admin_token: Secret | None = None
@@ -152,6 +154,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = dict(os.environ if env is None else env)
         return _Reader(e).settings()
+
+
+def _defaults() -> dict[str, Any]:
+    """Each setting's default, from the dataclass: written once."""
+    return {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
 
 
 class _Reader:
@@ -246,6 +253,7 @@ class _Reader:
         return out
 
     def settings(self) -> Settings:
+        d = _defaults()
         state_dir = Path(self.get("DUALRUN_STATE_DIR") or ".dualrun").expanduser().resolve()
         tlds_raw = self.get("DUALRUN_TLDS")
         tlds = (
@@ -260,7 +268,7 @@ class _Reader:
         concurrency = {
             k: max(1, int(v)) for k, v in self.numbers("DUALRUN_REGISTRY_CONCURRENCY").items()
         }
-        log_format = (self.get("DUALRUN_LOG_FORMAT") or "auto").lower()
+        log_format = (self.get("DUALRUN_LOG_FORMAT") or d["log_format"]).lower()
         if log_format not in ("auto", "json", "console"):
             raise ConfigError(
                 "DUALRUN_LOG_FORMAT", f"must be auto, json or console, got {log_format!r}"
@@ -272,37 +280,41 @@ class _Reader:
         return Settings(
             state_dir=state_dir,
             database_url=self.secret("DUALRUN_DATABASE_URL"),
-            pg_port=self.integer("DUALRUN_PG_PORT", 54329),
+            pg_port=self.integer("DUALRUN_PG_PORT", d["pg_port"]),
             temporal_address=self.get("DUALRUN_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"),
             temporal_namespace=self.get("DUALRUN_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
-            or "default",
+            or d["temporal_namespace"],
             temporal_tls=self.boolean("DUALRUN_TEMPORAL_TLS", "TEMPORAL_TLS") or bool(cert),
             temporal_api_key=self.secret("DUALRUN_TEMPORAL_API_KEY", "TEMPORAL_API_KEY"),
             temporal_tls_cert=Path(cert) if cert else None,
             temporal_tls_key=Path(key) if key else None,
-            temporal_port=self.integer("DUALRUN_TEMPORAL_PORT", 7233),
-            temporal_ui_port=self.integer("DUALRUN_TEMPORAL_UI_PORT", 8233),
-            task_queue=self.get("DUALRUN_TASK_QUEUE") or "renewals",
+            temporal_port=self.integer("DUALRUN_TEMPORAL_PORT", d["temporal_port"]),
+            temporal_ui_port=self.integer("DUALRUN_TEMPORAL_UI_PORT", d["temporal_ui_port"]),
+            task_queue=self.get("DUALRUN_TASK_QUEUE") or d["task_queue"],
             unleash_url=self.get("DUALRUN_UNLEASH_URL"),
             unleash_client_token=self.secret("DUALRUN_UNLEASH_CLIENT_TOKEN"),
             unleash_admin_token=self.secret("DUALRUN_UNLEASH_ADMIN_TOKEN"),
-            unleash_app_name=self.get("DUALRUN_UNLEASH_APP_NAME") or "dualrun",
-            unleash_flag=self.get("DUALRUN_UNLEASH_FLAG") or "dualrun.renewals",
-            unleash_environment=self.get("DUALRUN_UNLEASH_ENVIRONMENT") or "development",
-            unleash_refresh_s=self.integer("DUALRUN_UNLEASH_REFRESH", 1, 1, 3600),
+            unleash_app_name=self.get("DUALRUN_UNLEASH_APP_NAME") or d["unleash_app_name"],
+            unleash_flag=self.get("DUALRUN_UNLEASH_FLAG") or d["unleash_flag"],
+            unleash_environment=self.get("DUALRUN_UNLEASH_ENVIRONMENT") or d["unleash_environment"],
+            unleash_refresh_s=self.integer(
+                "DUALRUN_UNLEASH_REFRESH", d["unleash_refresh_s"], 1, 3600
+            ),
             flags_bootstrap=Path(bootstrap).expanduser().resolve() if bootstrap else None,
             registry_url=self.get("DUALRUN_REGISTRY_URL"),
             registry_urls=self.mapping("DUALRUN_REGISTRY_URLS"),
-            registry_sim_port=self.integer("DUALRUN_REGISTRY_SIM_PORT", 8710),
+            registry_sim_port=self.integer("DUALRUN_REGISTRY_SIM_PORT", d["registry_sim_port"]),
             registry_rate_limits=rate_limits,
             registry_concurrency=concurrency,
-            registry_timeout_s=self.number("DUALRUN_REGISTRY_TIMEOUT", 10.0),
-            activity_timeout_s=self.number("DUALRUN_ACTIVITY_TIMEOUT", 30.0),
-            registry_max_attempts=self.integer("DUALRUN_REGISTRY_MAX_ATTEMPTS", 8, 0, 1000),
+            registry_timeout_s=self.number("DUALRUN_REGISTRY_TIMEOUT", d["registry_timeout_s"]),
+            activity_timeout_s=self.number("DUALRUN_ACTIVITY_TIMEOUT", d["activity_timeout_s"]),
+            registry_max_attempts=self.integer(
+                "DUALRUN_REGISTRY_MAX_ATTEMPTS", d["registry_max_attempts"], 0, 1000
+            ),
             webhook_url=self.secret("DUALRUN_WEBHOOK_URL"),
             api_token=self.secret("DUALRUN_API_TOKEN"),
             tlds=tlds,
-            log_level=(self.get("DUALRUN_LOG_LEVEL") or "info").lower(),
+            log_level=(self.get("DUALRUN_LOG_LEVEL") or d["log_level"]).lower(),
             log_format=log_format,
             report_dir=Path(report_dir).expanduser().resolve() if report_dir else None,
             report_min_shadow_match=self.percent("DUALRUN_REPORT_MIN_SHADOW_MATCH"),

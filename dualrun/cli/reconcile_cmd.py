@@ -6,15 +6,17 @@ import asyncio
 import datetime as dt
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfoNotFoundError
 
 import click
 
 from dualrun.cli.context import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
-from dualrun.wiring import reconciler, write_report
+from dualrun.wiring import reconciler, stop_on_signals, write_report
 from reconciler.model import RunSummary, Window
 from reconciler.report.model import UNCHECKED_BECAUSE
 from reconciler.run import SWEEP_CHECKS
+from reconciler.schedule import ScheduleConfig, serve
 from renewals.errors import InvalidInput
 from renewals.metrics import serve_metrics
 
@@ -162,11 +164,6 @@ def scheduler(
     metrics_host: str,
 ) -> None:
     """Run the nightly reconciliation and the duplicate sweep on a schedule (replica-safe)."""
-    from zoneinfo import ZoneInfoNotFoundError
-
-    from dualrun.wiring import stop_on_signals
-    from reconciler.schedule import ScheduleConfig, serve
-
     hour, minute = _clock(nightly_at)
     try:
         config = ScheduleConfig(hour, minute, timezone, sweep_every, catch_up_days)

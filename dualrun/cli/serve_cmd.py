@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import click
+import uvicorn
 
+from dualrun.api.app import create_app
 from dualrun.cli.context import AppContext, pass_app
 
 
@@ -17,10 +19,6 @@ def serve(app: AppContext, host: str, port: int) -> None:
     Mutating calls need `Authorization: Bearer $DUALRUN_API_TOKEN` (refused with 503 when no
     token is configured). OpenAPI description at /openapi.json, docs at /docs.
     """
-    import uvicorn
-
-    from dualrun.api.app import create_app
-
     uvicorn.run(create_app(app.settings), host=host, port=port, log_config=None, access_log=False)
 
 

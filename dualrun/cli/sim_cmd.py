@@ -11,6 +11,7 @@ import psycopg
 
 from dualrun.cli.context import AppContext, emit, pass_app
 from ops.registry_sim import migrate_tables
+from ops.registry_sim.admin import SimAdmin, SimAdminError, SimUnreachable
 from ops.registry_sim.server import serve
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -26,8 +27,6 @@ def _tld(app: AppContext, raw: str) -> str:
 
 def _admin_call(app: AppContext, call: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     """Run one SimAdmin call; 4xx -> BadParameter naming the option (exit 2), else exit 1."""
-    from ops.registry_sim.admin import SimAdmin, SimAdminError, SimUnreachable
-
     try:
         with SimAdmin.for_settings(app.settings) as admin:
             return call(admin)
