@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from legacy_adapter.errors import CancelRefused, RequeueRefused
 from renewals import operations
 from renewals.engine import CancelResult, RelaunchItem, RelaunchPlan, RelaunchSkipped
-from renewals.errors import OperationNotFound
+from renewals.errors import OperationNotFound, RenewalTaken
 from renewals.model import Engine, Operation, OperationStatus, Origin, RenewalRequest, Step
 
 log = structlog.get_logger(__name__)
@@ -98,7 +98,12 @@ class LegacyEngine:
                 raise RequeueRefused(operation_id, row.status.value)
             if row.status == OperationStatus.DOING and not await _lease_expired(conn, row):
                 raise RequeueRefused(operation_id, "doing (a robot holds it)")
-            updated = await operations.requeue(conn, operation_id)
+            try:
+                updated = await operations.requeue(conn, operation_id)
+            except RenewalTaken as exc:
+                raise RequeueRefused(
+                    operation_id, f"{row.status.value}; {exc.owner} has the renewal"
+                ) from exc
         log.info("legacy.requeued", operation_id=operation_id, previous_status=row.status.value)
         return updated
 

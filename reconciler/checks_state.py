@@ -76,12 +76,13 @@ _ROUTING = """
 WITH wrong AS (  -- an operation of the window run by an engine it was not routed to
     SELECT DISTINCT o.idempotency_key FROM operations o
     JOIN routing_decisions d ON d.idempotency_key = o.idempotency_key
-    WHERE o.created_at >= %(since)s AND o.created_at < %(until)s AND o.engine <> d.engine)
+    WHERE o.created_at >= %(since)s AND o.created_at < %(until)s AND o.engine <> d.engine
+      AND o.status <> 'superseded')  -- a superseded operation ran nothing
 SELECT d.idempotency_key, d.domain, d.engine AS routed, d.mode,
        array_agg(o.operation_id ORDER BY o.operation_id) AS ops,
        array_agg(DISTINCT o.engine) AS engines
 FROM wrong JOIN routing_decisions d USING (idempotency_key)
-JOIN operations o ON o.idempotency_key = d.idempotency_key
+JOIN operations o ON o.idempotency_key = d.idempotency_key AND o.status <> 'superseded'
 GROUP BY d.idempotency_key, d.domain, d.engine, d.mode
 """
 
@@ -111,9 +112,9 @@ FROM operations o
 LEFT JOIN recon_wf_states s ON s.run_id = %(run_id)s AND s.workflow_id = o.workflow_id
 WHERE o.engine = 'temporal' AND o.created_at >= %(since)s AND o.created_at < %(until)s
   AND NOT (
-      (s.status IS NULL AND o.status = 'todo')
+      (s.status IS NULL AND o.status IN ('todo', 'superseded'))
    OR (s.status = 'RUNNING' AND o.status IN ('todo', 'doing'))
-   OR (s.status = 'COMPLETED' AND o.status IN ('done', 'cancelled'))
+   OR (s.status = 'COMPLETED' AND o.status IN ('done', 'cancelled', 'superseded'))
    OR (s.status IN ('FAILED', 'TIMED_OUT', 'TERMINATED') AND o.status = 'failed')
    OR (s.status = 'CANCELED' AND o.status = 'cancelled'))
 """
@@ -172,4 +173,44 @@ async def shadow_mismatches(conn: AsyncConnection[Any], ctx: CheckContext) -> li
             evidence={"diff": shadow_diff(r)},
         )
         for r in await _rows(conn, _SHADOW, ctx)
+    ]
+
+
+# Both engines ran side effects for one key (a charge, the registry step, or done), outside
+# any superseded operation: the guards were bypassed (data written directly, a legacy system
+# that does not look). Critical: a renewal belongs to one engine.
+_CROSS_ENGINE = """
+WITH touched AS (
+    SELECT o.idempotency_key, o.operation_id, o.engine, o.status, o.created_at
+    FROM operations o
+    WHERE o.created_at >= %(lookback)s AND o.created_at < %(until)s
+      AND o.status <> 'superseded'
+      AND (o.status = 'done' OR o.step IN ('charge', 'renew', 'record')
+           OR EXISTS (SELECT 1 FROM billing_ledger b
+                      WHERE b.operation_id = o.operation_id AND b.kind = 'charge'))),
+mixed AS MATERIALIZED (
+    SELECT idempotency_key FROM touched GROUP BY idempotency_key
+    HAVING count(DISTINCT engine) > 1 AND max(created_at) >= %(since)s)
+SELECT t.idempotency_key, min(split_part(t.idempotency_key, ':', 2)) AS domain,
+       array_agg(t.operation_id ORDER BY t.created_at, t.operation_id) AS ops,
+       array_agg(t.engine || '/' || t.status ORDER BY t.created_at, t.operation_id) AS states
+FROM touched t JOIN mixed USING (idempotency_key)
+GROUP BY t.idempotency_key
+"""
+
+
+async def cross_engine_duplicates(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
+    return [
+        Finding(
+            Kind.CROSS_ENGINE_DUPLICATE,
+            f"cross_engine_duplicate:{r['idempotency_key']}",
+            f"{r['domain']}: both engines ran side effects for {r['idempotency_key']}",
+            tld=_tld(r["domain"]),
+            engine="legacy,temporal",
+            idempotency_key=r["idempotency_key"],
+            domain=r["domain"],
+            operation_ids=tuple(r["ops"]),
+            evidence={"operations": dict(zip(r["ops"], r["states"], strict=True))},
+        )
+        for r in await _rows(conn, _CROSS_ENGINE, ctx)
     ]

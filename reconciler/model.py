@@ -19,6 +19,7 @@ class Kind(StrEnum):
     ROUTING_VIOLATION = "routing_violation"
     SHADOW_MISMATCH = "shadow_mismatch"
     REFUND_MISSING = "refund_missing"
+    CROSS_ENGINE_DUPLICATE = "cross_engine_duplicate"
 
 
 class Severity(StrEnum):
@@ -38,6 +39,7 @@ SEVERITY: dict[Kind, Severity] = {
     Kind.ROUTING_VIOLATION: Severity.WARNING,
     Kind.SHADOW_MISMATCH: Severity.INFO,
     Kind.REFUND_MISSING: Severity.CRITICAL,
+    Kind.CROSS_ENGINE_DUPLICATE: Severity.CRITICAL,
 }
 
 # New findings of these kinds page someone: log event, counter and webhook.
@@ -48,6 +50,7 @@ ALERTING = frozenset(
         Kind.DOUBLE_CHARGE,
         Kind.LOST_RENEWAL,
         Kind.REFUND_MISSING,
+        Kind.CROSS_ENGINE_DUPLICATE,
     }
 )
 

@@ -40,9 +40,14 @@ CHECKS: tuple[Check, ...] = (
     checks_state.routing_violations,
     checks_state.status_drift,
     checks_state.shadow_mismatches,
+    checks_state.cross_engine_duplicates,
 )
 # The sweep: only what a month-start duplicate needs, cheap enough to run every few minutes.
-SWEEP_CHECKS: tuple[Check, ...] = (checks.duplicate_operations, checks.double_charges)
+SWEEP_CHECKS: tuple[Check, ...] = (
+    checks.duplicate_operations,
+    checks.double_charges,
+    checks_state.cross_engine_duplicates,
+)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,19 @@ class BillingLedger:
             raise NothingToRefund(charge_key)
         return await self._record({**charge, "kind": EntryKind.REFUND.value})
 
+    async def unrefunded_charge(self, charge_key: str) -> LedgerEntry | None:
+        """The charge made under charge_key, unless it was refunded."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT * FROM billing_ledger c WHERE c.charge_key = %s AND c.kind = 'charge'"
+                " AND NOT EXISTS (SELECT 1 FROM billing_ledger r"
+                "                 WHERE r.charge_key = c.charge_key AND r.kind = 'refund')",
+                (charge_key,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else LedgerEntry.from_row(row)
+
     async def entries(self, idempotency_key: str) -> list[LedgerEntry]:
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)

@@ -45,3 +45,14 @@ class OperationNotFound(DualrunError):
     def __init__(self, operation_id: str) -> None:
         super().__init__(f"operation_id: no operation {operation_id}")
         self.operation_id = operation_id
+
+
+class RenewalTaken(DualrunError):
+    """An operation cannot go back to work: another operation has its renewal now."""
+
+    def __init__(self, operation_id: str, owner: str) -> None:
+        super().__init__(
+            f"operation_id: {operation_id} cannot go back to work: {owner} has the renewal now"
+        )
+        self.operation_id = operation_id
+        self.owner = owner

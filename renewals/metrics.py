@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import structlog
-from prometheus_client import Histogram, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
 
 log = structlog.get_logger(__name__)
 
@@ -21,6 +21,13 @@ RENEWAL_DURATION = Histogram(
     "Seconds from an operation's creation to its done renewal, by the engine that ran it",
     ["engine", "tld"],
     buckets=DURATION_BUCKETS,
+)
+
+MOVES_REFUSED = Counter(
+    "dualrun_operation_moves_refused_total",
+    "Status moves the database refused (done, cancelled and superseded are final; failed goes "
+    "back to work only through a relaunch or requeue)",
+    ["engine", "from_status", "to_status"],
 )
 
 

@@ -40,6 +40,7 @@ class OperationStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"  # another engine's operation has this renewal: this one ran nothing
 
     @property
     def terminal(self) -> bool:
@@ -47,9 +48,19 @@ class OperationStatus(StrEnum):
 
 
 TERMINAL: frozenset[OperationStatus] = frozenset(
-    {OperationStatus.DONE, OperationStatus.FAILED, OperationStatus.CANCELLED}
+    {
+        OperationStatus.DONE,
+        OperationStatus.FAILED,
+        OperationStatus.CANCELLED,
+        OperationStatus.SUPERSEDED,
+    }
 )
 """Statuses an operation ends in (the one definition; SQL gets it from renewals.operations)."""
+HAS_RENEWAL: frozenset[OperationStatus] = frozenset(
+    {OperationStatus.TODO, OperationStatus.DOING, OperationStatus.ERROR, OperationStatus.DONE}
+)
+"""An operation live or done has its renewal; failed, cancelled or superseded ones do not
+(the database's `dualrun_has_renewal` says the same)."""
 
 
 class Origin(StrEnum):
@@ -191,6 +202,7 @@ class Operation:
     workflow_id: str | None = None
     run_id: str | None = None
     cancel_requested_at: dt.datetime | None = None
+    superseded_by: str | None = None
     lease_expires_at: dt.datetime | None = None
     new_expiry: dt.date | None = None
     registry_transaction_id: str | None = None

@@ -19,9 +19,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from renewals.errors import OperationNotFound
+from renewals.errors import OperationNotFound, RenewalTaken
 from renewals.metrics import observe_renewal
 from renewals.model import (
+    HAS_RENEWAL,
     TERMINAL,
     Engine,
     Operation,
@@ -31,8 +32,15 @@ from renewals.model import (
     Step,
 )
 
-TERMINAL_SQL = "(" + ", ".join(f"'{s.value}'" for s in sorted(TERMINAL)) + ")"
+
+def _sql_list(statuses: frozenset[OperationStatus]) -> str:
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
+
+
+TERMINAL_SQL = _sql_list(TERMINAL)
 """The terminal statuses as an SQL list, for `status [NOT] IN {TERMINAL_SQL}`."""
+HAS_RENEWAL_SQL = _sql_list(HAS_RENEWAL)
+"""Statuses of an operation that has its renewal (live or done)."""
 
 Conn = AsyncConnection[Any]
 
@@ -72,17 +80,6 @@ async def events(pool: AsyncConnectionPool, operation_id: str) -> list[dict[str,
         return await cur.fetchall()
 
 
-async def cancel_flagged(pool: AsyncConnectionPool, operation_id: str) -> bool:
-    """Whether the tasks service (or `dualrun cancel`) flagged the operation for cancellation."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT cancel_requested_at IS NOT NULL FROM operations WHERE operation_id = %s",
-            (operation_id,),
-        )
-        row = await cur.fetchone()
-    return bool(row and row[0])
-
-
 async def charged(conn: Conn, operation_id: str) -> bool:
     """Whether any charge was made for the operation (a robot may have died right after it)."""
     cur = await conn.execute(
@@ -93,7 +90,61 @@ async def charged(conn: Conn, operation_id: str) -> bool:
     return bool(row and row[0])
 
 
+@dataclass(frozen=True)
+class Gate:
+    """What must stop an operation before a side effect: a cancel request, or another
+    engine's operation that has the renewal (live or done; this one is then superseded)."""
+
+    cancel_requested: bool
+    superseded_by: str | None
+
+
+_GATE = f"""
+SELECT o.cancel_requested_at IS NOT NULL AS cancel_requested,
+       CASE WHEN o.status = 'superseded' THEN o.superseded_by
+            ELSE (SELECT other.operation_id FROM operations other
+                  WHERE other.idempotency_key = o.idempotency_key AND other.engine <> o.engine
+                    AND other.status IN {HAS_RENEWAL_SQL}
+                  ORDER BY other.created_at LIMIT 1)
+       END AS superseded_by
+FROM operations o WHERE o.operation_id = %s
+"""
+
+
+async def gate(pool: AsyncConnectionPool, operation_id: str) -> Gate:
+    """Read before each side effect of a Temporal renewal (one statement)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(_GATE, (operation_id,))
+        row = await cur.fetchone()
+    return Gate(bool(row[0]), row[1]) if row else Gate(False, None)
+
+
 # -- creating an operation -------------------------------------------------------------------
+_OWNER = """
+SELECT o.* FROM renewal_keys k JOIN operations o USING (operation_id)
+WHERE k.idempotency_key = %s FOR UPDATE OF k
+"""
+
+
+async def claim_key(conn: Conn, request: RenewalRequest, engine: Engine) -> Operation | None:
+    """Claim the renewal's key for the operation about to be inserted, in the caller's
+    transaction; the key's owner when it has one (then nothing is claimed). A concurrent
+    creator of the same key (the batch, another submit) waits for this transaction, or this
+    one for it."""
+    cur = await conn.execute(
+        "INSERT INTO renewal_keys (idempotency_key, operation_id, engine) VALUES (%s, %s, %s)"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1",
+        (request.idempotency_key, request.operation_id, engine),
+    )
+    if await cur.fetchone() is not None:
+        return None
+    owner = conn.cursor(row_factory=dict_row)
+    await owner.execute(_OWNER, (request.idempotency_key,))
+    row = await owner.fetchone()
+    return Operation.from_row(row) if row else None
+
+
+# -- inserting an operation -------------------------------------------------------------------
 _INSERT = """
 INSERT INTO operations (operation_id, idempotency_key, domain, tld, years, current_expiry,
                         customer_id, engine, origin, status, workflow_id)
@@ -278,6 +329,7 @@ class RunEnd:
     currency: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    superseded_by: str | None = None
 
 
 _RUN_STARTED = f"""
@@ -298,6 +350,7 @@ UPDATE operations SET status = %(status)s, workflow_id = %(workflow_id)s, run_id
        refunded_cents = coalesce(%(refunded_cents)s, refunded_cents),
        currency = coalesce(%(currency)s, currency),
        error_code = %(error_code)s, error_message = %(error_message)s,
+       superseded_by = coalesce(%(superseded_by)s, superseded_by),
        step = CASE WHEN %(status)s = 'done' THEN 'record' ELSE step END,
        finished_at = now(), updated_at = now()
 WHERE operation_id = %(operation_id)s
@@ -323,6 +376,7 @@ async def record_run(pool: AsyncConnectionPool, end: RunEnd) -> None:
         "currency": end.currency,
         "error_code": end.error_code,
         "error_message": (end.error_message or "")[:500] or None,
+        "superseded_by": end.superseded_by,
         "event": f"workflow.{end.status.value}",
         "detail": Jsonb({"run_id": end.run_id, "error_code": end.error_code}),
     }
@@ -359,8 +413,37 @@ async def flag_cancel(
 
 
 # -- back to work: requeue and relaunch ------------------------------------------------------
+_KEY_OF = """
+SELECT o.* FROM renewal_keys k JOIN operations o USING (operation_id)
+WHERE k.idempotency_key = (SELECT idempotency_key FROM operations WHERE operation_id = %s)
+FOR UPDATE OF k
+"""
+
+
+async def _may_reopen(conn: Conn, operation_id: str) -> None:
+    """Before a row goes back to work: the renewal must not be with another operation now
+    (RenewalTaken); this one takes its key back. Then the forward-only trigger is told this
+    transaction puts a failed row back to work."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_KEY_OF, (operation_id,))
+    row = await cur.fetchone()
+    owner = Operation.from_row(row) if row else None
+    if owner is not None and owner.operation_id != operation_id:
+        if owner.status in HAS_RENEWAL:
+            raise RenewalTaken(operation_id, owner.operation_id)
+        await conn.execute(
+            "UPDATE renewal_keys k SET operation_id = o.operation_id, engine = o.engine,"
+            " claimed_at = now() FROM operations o"
+            " WHERE o.operation_id = %s AND k.idempotency_key = o.idempotency_key",
+            (operation_id,),
+        )
+    await conn.execute("SELECT set_config('dualrun.reopen', 'on', true)")
+
+
 async def requeue(conn: Conn, operation_id: str) -> Operation:
-    """Back to the legacy robots' queue: `todo`, attempts reset, lease and error cleared."""
+    """Back to the legacy robots' queue: `todo`, attempts reset, lease and error cleared (in
+    the caller's transaction). RenewalTaken when another operation has the renewal now."""
+    await _may_reopen(conn, operation_id)
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "UPDATE operations SET status = 'todo', attempts = 0, next_attempt_at = now(),"
@@ -377,7 +460,9 @@ async def requeue(conn: Conn, operation_id: str) -> Operation:
 
 
 async def reopen(conn: Conn, operation_id: str, detail: Mapping[str, Any]) -> None:
-    """A relaunch puts the row back to `todo` (event `relaunched`), so the new run's sync lands."""
+    """A relaunch puts the row back to `todo` (event `relaunched`), so the new run's sync lands
+    (in the caller's transaction). RenewalTaken when another operation has the renewal now."""
+    await _may_reopen(conn, operation_id)
     await conn.execute(
         "UPDATE operations SET status = 'todo', error_code = NULL, error_message = NULL,"
         " finished_at = NULL, updated_at = now() WHERE operation_id = %s",

@@ -249,6 +249,21 @@ class RegistryClient:
         body = await self._call("GET", f"{self.base_url(tld)}/ledger", tld=tld, params=params)
         return [_ledger_entry(row) for row in body["renewals"]]
 
+    async def find_renewal(
+        self, domain: str, client_tx_id: str, cur_exp_date: dt.date
+    ) -> LedgerEntry | None:
+        """The registry's record of the renewal of this period (from `cur_exp_date`) made with
+        this client transaction id, if it performed one: the evidence a renewal is ours. A
+        query command: rate limited like any other (429 is RateLimited)."""
+        cltrid = epp_client_tx_id(client_tx_id)
+        url = self._domain_url(domain, "/renewals")
+        body = await self._call("GET", url, domain=domain, params={"client_tx_id": cltrid})
+        for row in body["renewals"]:
+            entry = _ledger_entry(row)
+            if entry.cur_exp_date == cur_exp_date:
+                return entry
+        return None
+
     # -- transport and error mapping ---------------------------------------------------------
     async def _call(
         self,

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from renewals import operations
 from renewals.billing import BillingConflict, BillingLedger, NothingToRefund
-from renewals.model import OperationStatus, add_years
+from renewals.model import OperationStatus
 from renewals.registry import RegistryClient
 from renewals.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
 from temporal_flow import plans
@@ -28,6 +28,10 @@ from temporal_flow.types import (
     ChargeInput,
     ChargeResult,
     DomainInput,
+    FindRenewalInput,
+    FoundRenewal,
+    PastInput,
+    PastResult,
     PlanInput,
     PriceInput,
     PriceResult,
@@ -42,7 +46,9 @@ from temporal_flow.types import (
 log = structlog.get_logger(__name__)
 
 # Activity names by queue: registry calls go to the provider's queue (registry-{tld}).
-REGISTRY_ACTIVITIES = frozenset({"registry_status", "registry_price", "registry_renew"})
+REGISTRY_ACTIVITIES = frozenset(
+    {"registry_status", "registry_price", "registry_renew", "registry_find_renewal"}
+)
 
 
 class RenewalActivities:
@@ -75,25 +81,38 @@ class RenewalActivities:
             raise to_application_error(exc) from exc
         return PriceResult(price.price_cents, price.currency, price.premium)
 
-    async def _already_renewed(self, inp: RegistryRenewInput) -> bool:
-        """Whether the registry's expiry already shows this renewal. Its errors are typed like
-        any registry call's (a 429 here is backpressure with the provider's Retry-After)."""
-        expected = add_years(dt.date.fromisoformat(inp.current_expiry), inp.years)
+    async def _ours(self, domain: str, current_expiry: str, client_tx_id: str) -> FoundRenewal:
+        """The registry's record of our renewal of this period (made with our client
+        transaction id), if it performed one. Its errors are typed like any registry call's (a
+        429 here is backpressure with the provider's Retry-After)."""
         try:
-            status = await self.registry.status(inp.domain)
+            entry = await self.registry.find_renewal(
+                domain, client_tx_id, dt.date.fromisoformat(current_expiry)
+            )
         except RegistryError as exc:
             raise to_application_error(exc) from exc
-        return status.expiry == expected
+        if entry is None:
+            return FoundRenewal(False)
+        return FoundRenewal(True, entry.new_expiry.isoformat(), entry.server_tx_id)
+
+    @activity.defn(name="registry_find_renewal")
+    async def registry_find_renewal(self, inp: FindRenewalInput) -> FoundRenewal:
+        """A rerun finding the registry expiry moved: was it our renewal?"""
+        return await self._ours(inp.domain, inp.current_expiry, inp.client_tx_id)
 
     @activity.defn(name="registry_renew")
     async def registry_renew(self, inp: RegistryRenewInput) -> RegistryRenewResult:
-        expected = add_years(dt.date.fromisoformat(inp.current_expiry), inp.years).isoformat()
-        resolved = RegistryRenewResult(expected, None, resolved_by_status=True)
+        """Renew with curExpDate and our client transaction id. A renew that may have been sent
+        before (a retry, a reset run's, one scheduled again) first looks for the registry's
+        record of ours; so does one whose outcome is unknown (a timeout), or refused because
+        the period was renewed: never a blind second renew."""
+        retried = activity.info().attempt > 1 or inp.verify_first
         try:
-            retried = activity.info().attempt > 1 or inp.verify_first
-            if retried and await self._already_renewed(inp):
-                log.info("renewal.resolved_by_status", domain=inp.domain, reason="retry")
-                return resolved
+            if retried:
+                mine = await self._ours(inp.domain, inp.current_expiry, inp.client_tx_id)
+                if mine.found:
+                    log.info("renewal.resolved_by_registry", domain=inp.domain, reason="retry")
+                    return _resolved(mine)
             result = await self.registry.renew(
                 inp.domain,
                 dt.date.fromisoformat(inp.current_expiry),
@@ -101,14 +120,15 @@ class RenewalActivities:
                 client_tx_id=inp.client_tx_id,
             )
         except AmbiguousTimeout as exc:
-            # The registry may have committed: read its state, never renew blindly again.
-            if await self._already_renewed(inp):
-                log.info("renewal.resolved_by_status", domain=inp.domain, reason="timeout")
-                return resolved
+            mine = await self._ours(inp.domain, inp.current_expiry, inp.client_tx_id)
+            if mine.found:
+                log.info("renewal.resolved_by_registry", domain=inp.domain, reason="timeout")
+                return _resolved(mine)
             raise ApplicationError(str(exc), type=REGISTRY_UNAVAILABLE) from exc
         except ExpiryMismatch as exc:
-            if await self._already_renewed(inp):  # an earlier attempt of ours got through
-                return resolved
+            mine = await self._ours(inp.domain, inp.current_expiry, inp.client_tx_id)
+            if mine.found:  # an earlier attempt of ours got through
+                return _resolved(mine)
             raise to_application_error(exc) from exc
         except RegistryError as exc:
             raise to_application_error(exc) from exc
@@ -129,6 +149,18 @@ class RenewalActivities:
         except BillingConflict as exc:
             raise ApplicationError(str(exc), type=BILLING_CONFLICT, non_retryable=True) from exc
         return ChargeResult(entry.entry_id, entry.amount_cents, entry.replayed)
+
+    @activity.defn(name="find_past")
+    async def find_past(self, inp: PastInput) -> PastResult:
+        """A rerun finding the registry expiry moved: our charge under the key, and another
+        engine's operation that has the renewal."""
+        charge = await self.billing.unrefunded_charge(inp.idempotency_key)
+        gate = await operations.gate(self.pool, inp.operation_id)
+        return PastResult(
+            charge.amount_cents if charge else None,
+            charge.currency if charge else None,
+            gate.superseded_by,
+        )
 
     @activity.defn(name="billing_refund")
     async def billing_refund(self, inp: RefundInput) -> RefundResult:
@@ -160,6 +192,7 @@ class RenewalActivities:
                 currency=result.currency if result else None,
                 error_code=inp.error_code,
                 error_message=inp.error_message,
+                superseded_by=result.superseded_by if result else None,
             ),
         )
 
@@ -168,8 +201,15 @@ class RenewalActivities:
             self.registry_status,
             self.registry_price,
             self.registry_renew,
+            self.registry_find_renewal,
             self.billing_charge,
+            self.find_past,
             self.billing_refund,
             self.record_plan,
             self.sync_operation,
         ]
+
+
+def _resolved(mine: FoundRenewal) -> RegistryRenewResult:
+    assert mine.new_expiry is not None
+    return RegistryRenewResult(mine.new_expiry, mine.server_tx_id, resolved_by_status=True)

@@ -24,6 +24,9 @@ POLICY_REFUSED = "PolicyRefused"
 RATE_LIMITED = "RateLimited"
 REGISTRY_UNAVAILABLE = "RegistryUnavailable"
 BILLING_CONFLICT = "BillingConflict"
+SUPERSEDED = "Superseded"  # another engine's operation has the renewal (details: its id)
+RENEWED_ELSEWHERE = "RenewedElsewhere"  # the period was renewed, not by us nor by another
+# operation of ours: a business outcome (refunded if charged), never retried
 
 # Business refusals: retrying cannot help.
 NON_RETRYABLE = (
@@ -33,7 +36,11 @@ NON_RETRYABLE = (
     DOMAIN_NOT_FOUND,
     POLICY_REFUSED,
     BILLING_CONFLICT,
+    SUPERSEDED,
+    RENEWED_ELSEWHERE,
 )
+# Refusals of the registry renew itself, after the charge: the charge is refunded.
+RENEW_REFUSALS = (EXPIRY_MISMATCH, RENEW_PROHIBITED, DOMAIN_NOT_FOUND, POLICY_REFUSED)
 
 
 def to_application_error(exc: RegistryError) -> ApplicationError:

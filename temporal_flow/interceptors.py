@@ -7,6 +7,8 @@
   cancelled) records its ending through a local activity.
 - CancellationInterceptor: once a cancel is requested (update/signal, Temporal cancel, or the
   tasks service's flag in the database) no further side effect starts; the workflow refunds.
+  Nor does one while another engine's operation has the renewal: the workflow refunds and
+  ends superseded.
 - ActivityQueueInterceptor: registry calls go to `registry-{tld}`, served by workers that hold the
   provider's rate and concurrency limits, whatever the number of workers.
 """
@@ -39,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from renewals.model import Step
     from renewals.queues import registry_queue
     from temporal_flow.activities import REGISTRY_ACTIVITIES, RenewalActivities
-    from temporal_flow.errors import CANCEL_REQUESTED
+    from temporal_flow.errors import CANCEL_REQUESTED, SUPERSEDED
     from temporal_flow.types import (
         RegistryRenewResult,
         RenewInput,
@@ -107,7 +109,13 @@ class _SyncWorkflowInbound(WorkflowInboundInterceptor):
                 )
             )
             raise
-        recorded = in_activities and getattr(result, "status", None) == "done"
+        # The renew activity recorded `done` (its interceptor), unless no renew ran: a rerun
+        # that found its renewal already done from the evidence.
+        recorded = (
+            in_activities
+            and getattr(result, "status", None) == "done"
+            and not getattr(result, "from_evidence", False)
+        )
         if isinstance(result, RenewResult) and not recorded:
             await self._sync(SyncInput(op, result.status, wid, rid, result=result))
         return result
@@ -171,8 +179,10 @@ class _CancelWorkflowInbound(WorkflowInboundInterceptor):
         super().init(_CancelOutbound(outbound))
 
 
-class _CancelFlagActivityInbound(ActivityInboundInterceptor):
-    """The tasks service cancels by flagging the row: honoured before each side effect."""
+class _GateActivityInbound(ActivityInboundInterceptor):
+    """Before each side effect, the row says whether it may run: not once the tasks service
+    flagged a cancel, not while another engine's operation has the renewal (DESIGN §3: the
+    renewal ends superseded, pointing to it). One read per side effect."""
 
     def __init__(self, next: ActivityInboundInterceptor, pool: AsyncConnectionPool) -> None:
         super().__init__(next)
@@ -180,18 +190,33 @@ class _CancelFlagActivityInbound(ActivityInboundInterceptor):
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        operation_id = getattr(input.args[0], "operation_id", None) if input.args else None
-        first_try = info.attempt == 1 or info.activity_type != "registry_renew"
+        arg = input.args[0] if input.args else None
+        operation_id = getattr(arg, "operation_id", None)
+        # A renew retried, or a rerun's, may have reached the registry: it resolves from the
+        # registry's record instead (too late to cancel, nothing to supersede).
+        may_have_renewed = info.activity_type == "registry_renew" and (
+            info.attempt > 1 or bool(getattr(arg, "verify_first", False))
+        )
         if (
-            info.activity_type in SIDE_EFFECTS
-            and first_try  # a renew retried may have reached the registry: too late to cancel
-            and operation_id is not None
-            and not _is_shadow(info.workflow_id)
-            and await operations.cancel_flagged(self.pool, operation_id)
+            info.activity_type not in SIDE_EFFECTS
+            or may_have_renewed
+            or operation_id is None
+            or _is_shadow(info.workflow_id)
         ):
+            return await super().execute_activity(input)
+        gate = await operations.gate(self.pool, operation_id)
+        if gate.cancel_requested:
             raise ApplicationError(
                 f"cancel flagged in the database: {info.activity_type} not run",
                 type=CANCEL_REQUESTED,
+                non_retryable=True,
+            )
+        if gate.superseded_by is not None:
+            raise ApplicationError(
+                f"{gate.superseded_by} (another engine) has this renewal: "
+                f"{info.activity_type} not run",
+                gate.superseded_by,
+                type=SUPERSEDED,
                 non_retryable=True,
             )
         return await super().execute_activity(input)
@@ -202,7 +227,7 @@ class CancellationInterceptor(Interceptor):
         self.pool = pool
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _CancelFlagActivityInbound(next, self.pool)
+        return _GateActivityInbound(next, self.pool)
 
     def workflow_interceptor_class(
         self, input: WorkflowInterceptorClassInput

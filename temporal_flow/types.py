@@ -30,14 +30,16 @@ class RenewInput:
 @dataclass(frozen=True)
 class RenewResult:
     operation_id: str
-    status: str  # done | cancelled | planned
+    status: str  # done | cancelled | planned | superseded
     years: int
     new_expiry: str | None = None
     registry_transaction_id: str | None = None
     charged_cents: int | None = None
     refunded_cents: int | None = None
     currency: str | None = None
-    resolved_by_status: bool = False
+    resolved_by_status: bool = False  # the registry's own record says this renewal is done
+    from_evidence: bool = False  # a rerun that found its renewal done (no renew activity ran)
+    superseded_by: str | None = None  # another engine's operation has the renewal
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,39 @@ class RegistryRenewResult:
     new_expiry: str
     server_tx_id: str | None
     resolved_by_status: bool = False
+
+
+@dataclass(frozen=True)
+class FindRenewalInput:
+    """Look up the registry's renewal of this period made with our client transaction id."""
+
+    operation_id: str
+    domain: str
+    current_expiry: str
+    client_tx_id: str
+
+
+@dataclass(frozen=True)
+class FoundRenewal:
+    found: bool
+    new_expiry: str | None = None
+    server_tx_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PastInput:
+    operation_id: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class PastResult:
+    """What the database holds of this renewal: our charge under the key (net of a refund),
+    and another engine's operation that has the renewal."""
+
+    charged_cents: int | None
+    currency: str | None
+    superseded_by: str | None
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ def build_workers(
                     activities.registry_status,
                     activities.registry_price,
                     activities.registry_renew,
+                    activities.registry_find_renewal,
                 ],
                 interceptors=registry_interceptors,
                 max_task_queue_activities_per_second=settings.rate_limit(tld),

@@ -8,14 +8,12 @@ send registry calls to the provider's own rate-limited task queue.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -24,13 +22,24 @@ with workflow.unsafe.imports_passed_through():
     from temporal_flow.errors import (
         CANCEL_REQUESTED,
         EXPIRY_MISMATCH,
-        NON_RETRYABLE,
         RATE_LIMITED,
         RENEW_PROHIBITED,
+        RENEW_REFUSALS,
+        RENEWED_ELSEWHERE,
+        SUPERSEDED,
+    )
+    from temporal_flow.policies import (
+        BILLING_RETRY,
+        REGISTRY_RETRY,
+        error_detail,
+        error_type,
+        registry_retry,
     )
     from temporal_flow.types import (
         ChargeInput,
         DomainInput,
+        FindRenewalInput,
+        PastInput,
         PlanInput,
         PriceInput,
         PriceResult,
@@ -44,32 +53,12 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-REGISTRY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=list(NON_RETRYABLE),
-)
-BILLING_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=list(NON_RETRYABLE),
-)
-
-
-def registry_retry(max_attempts: int) -> RetryPolicy:
-    """REGISTRY_RETRY bounded to `max_attempts` (0: unbounded, the policy of older inputs)."""
-    if max_attempts <= 0:
-        return REGISTRY_RETRY
-    return dataclasses.replace(REGISTRY_RETRY, maximum_attempts=max_attempts)
-
-
-def _error_type(exc: BaseException) -> str | None:
-    if isinstance(exc, ApplicationError):
-        return exc.type
-    if isinstance(exc, ActivityError) and isinstance(exc.cause, ApplicationError):
-        return exc.cause.type
-    return None
+# Under this patch a run that finds the registry expiry moved (a reset run, a relaunched fresh
+# run, a renew refused because the period was renewed meanwhile) decides from the evidence that
+# carries the key instead of failing; a side effect stopped because another engine has the
+# renewal ends superseded; a renew the registry refuses after the charge refunds it. Runs
+# started before it replay the older path (tests/histories/v2_*).
+RERUN_EVIDENCE = "dualrun-rerun-evidence"
 
 
 @workflow.defn(name="RenewDomain")
@@ -160,6 +149,8 @@ class RenewDomain:
             refusal = EXPIRY_MISMATCH
         if inp.mode == RunMode.SHADOW:
             return await self._plan(inp, status.expiry, price, refusal)
+        if refusal == EXPIRY_MISMATCH and workflow.patched(RERUN_EVIDENCE):
+            return await self._rerun(inp)
         if refusal is not None:
             raise ApplicationError(
                 f"{inp.domain}: registry expiry {status.expiry}, renewal for {inp.current_expiry}",
@@ -221,12 +212,16 @@ class RenewDomain:
             self.stage = "renew"
             renewed = await self._renew_at_registry(inp, years)
         except (asyncio.CancelledError, ActivityError, ApplicationError) as exc:
-            cancelled = isinstance(exc, asyncio.CancelledError) or (
-                _error_type(exc) == CANCEL_REQUESTED
-            )
-            if not cancelled:  # CancelRequested is only raised before a registry call
-                raise
-            return await self._compensate(inp, years)
+            kind = error_type(exc)
+            if isinstance(exc, asyncio.CancelledError) or kind == CANCEL_REQUESTED:
+                return await self._compensate(inp, years)  # only raised before a registry call
+            if kind == SUPERSEDED and workflow.patched(RERUN_EVIDENCE):
+                return await self._superseded(inp, years, error_detail(exc))
+            if kind in RENEW_REFUSALS and workflow.patched(RERUN_EVIDENCE):
+                if kind == EXPIRY_MISMATCH:  # the period was renewed meanwhile: by whom?
+                    return await self._rerun(inp)
+                await self._refund(inp)  # the registry refused the renew: the charge goes back
+            raise
         self.stage = "done"
         return RenewResult(
             inp.operation_id,
@@ -245,7 +240,7 @@ class RenewDomain:
             try:
                 return await call()
             except ActivityError as exc:
-                if _error_type(exc) != RATE_LIMITED:
+                if error_type(exc) != RATE_LIMITED:
                     raise
                 workflow.logger.info("registry.rate_limited.rescheduled")
 
@@ -277,13 +272,13 @@ class RenewDomain:
                     workflow.logger.warning("renewal.cancel.refused", extra={"stage": "renew"})
                     return await handle
             except ActivityError as exc:
-                if _error_type(exc) != RATE_LIMITED:
+                if error_type(exc) != RATE_LIMITED:
                     raise
                 workflow.logger.info("registry.rate_limited.rescheduled")
                 verify_first = True
 
-    async def _compensate(self, inp: RenewInput, years: int) -> RenewResult:
-        """Cancelled before the registry step: refund whatever was charged under the key."""
+    async def _refund(self, inp: RenewInput) -> int | None:
+        """Refund whatever was charged under the key (nothing charged: nothing refunded)."""
         self.stage = "refund"
         refund = await workflow.execute_activity_method(
             RenewalActivities.billing_refund,
@@ -291,7 +286,75 @@ class RenewDomain:
             start_to_close_timeout=self.timeout,
             retry_policy=BILLING_RETRY,
         )
+        return refund.amount_cents or None
+
+    async def _compensate(self, inp: RenewInput, years: int) -> RenewResult:
+        """Cancelled before the registry step: refund whatever was charged under the key."""
+        refunded = await self._refund(inp)
         self.stage = "cancelled"
+        return RenewResult(inp.operation_id, "cancelled", years, refunded_cents=refunded)
+
+    async def _superseded(self, inp: RenewInput, years: int, by: str | None) -> RenewResult:
+        """Another engine's operation has the renewal: no side effect of ours, charge refunded."""
+        refunded = await self._refund(inp)
+        self.stage = "superseded"
+        workflow.logger.warning("renewal.superseded", extra={"by": by})
         return RenewResult(
-            inp.operation_id, "cancelled", years, refunded_cents=refund.amount_cents or None
+            inp.operation_id, "superseded", years, refunded_cents=refunded, superseded_by=by
+        )
+
+    async def _rerun(self, inp: RenewInput) -> RenewResult:
+        """The registry expiry moved past this period: decide from the evidence that carries
+        the key (DESIGN §3, reruns). The registry's record of a renewal with our client
+        transaction id: ours, done with its outcome, nothing charged or renewed again. Else
+        someone else renewed it: refund, then superseded by another engine's operation that has
+        the renewal, or RenewedElsewhere."""
+        self.stage = "evidence"
+        years = self.years or inp.years
+        found = await self._registry_call(
+            lambda: workflow.execute_activity_method(
+                RenewalActivities.registry_find_renewal,
+                FindRenewalInput(
+                    inp.operation_id, inp.domain, inp.current_expiry, inp.idempotency_key
+                ),
+                start_to_close_timeout=self.timeout,
+                retry_policy=self.registry_retry,
+            )
+        )
+        past = await workflow.execute_activity_method(
+            RenewalActivities.find_past,
+            PastInput(inp.operation_id, inp.idempotency_key),
+            start_to_close_timeout=self.timeout,
+            retry_policy=BILLING_RETRY,
+        )
+        if found.found:
+            self.stage = "done"
+            return RenewResult(
+                inp.operation_id,
+                "done",
+                years,
+                new_expiry=found.new_expiry,
+                registry_transaction_id=found.server_tx_id,
+                charged_cents=past.charged_cents,
+                currency=past.currency,
+                resolved_by_status=True,
+                from_evidence=True,
+            )
+        refunded = await self._refund(inp) if past.charged_cents else None
+        if past.superseded_by is not None:
+            self.stage = "superseded"
+            return RenewResult(
+                inp.operation_id,
+                "superseded",
+                years,
+                refunded_cents=refunded,
+                superseded_by=past.superseded_by,
+                from_evidence=True,
+            )
+        raise ApplicationError(
+            f"{inp.domain}: the period from {inp.current_expiry} was renewed, with no registry "
+            f"record of {inp.idempotency_key}: not by this renewal"
+            + (f" (refunded {refunded} cents)" if refunded else ""),
+            type=RENEWED_ELSEWHERE,
+            non_retryable=True,
         )

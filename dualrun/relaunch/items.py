@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from renewals import operations
 from renewals.engine import RelaunchItem, RelaunchPlan
-from renewals.errors import OperationNotFound
+from renewals.errors import OperationNotFound, RenewalTaken
 from renewals.model import Operation, OperationStatus
 
 
@@ -56,7 +56,10 @@ async def prepare(pool: AsyncConnectionPool, item: JobItem, plan: RelaunchPlan) 
             was_failed = item.previous_status == OperationStatus.FAILED
             if now != OperationStatus.FAILED if was_failed else now.terminal:
                 return f"row is now {now.value}"
-            await operations.reopen(conn, op, {"job_id": item.job_id, **plan.detail})
+            try:
+                await operations.reopen(conn, op, {"job_id": item.job_id, **plan.detail})
+            except RenewalTaken as exc:
+                return f"{exc.owner} has the renewal now"
         await _set_prepared(conn, item, plan.detail)
     return None
 

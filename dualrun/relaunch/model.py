@@ -25,6 +25,7 @@ REFUSALS = frozenset(
         "PolicyRefused",
         "BillingConflict",
         "CancelRequested",
+        "RenewedElsewhere",
         "expiry_mismatch",
         "renew_prohibited",
         "domain_not_found",

@@ -19,7 +19,14 @@ from renewals.domains import normalise_domain
 from renewals.engine import ENGINE_OF_MODE, CancelResult, Engines
 from renewals.errors import IdempotencyConflict, InvalidInput, OperationNotFound
 from renewals.logs import redact_text
-from renewals.model import Mode, Operation, RenewalRequest, check_operation_id
+from renewals.model import (
+    Engine,
+    Mode,
+    Operation,
+    OperationStatus,
+    RenewalRequest,
+    check_operation_id,
+)
 from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -66,23 +73,20 @@ class RenewalService:
 
     # -- submit ------------------------------------------------------------------------------
     async def submit(self, request: RenewalRequest) -> Submitted:
-        """Decide once per key, store the decision with the operation, then dispatch."""
+        """One renewal, one operation (DESIGN §3): claim the key, or answer with the operation
+        that has it, whatever made it (the router, the upstream batch, an import, a relaunch).
+        A claimed key is routed, its decision stored with the operation, then dispatched."""
         decision = self.router.decide(request)
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                if await store.claim(conn, request, decision):
+                owner = await operations.claim_key(conn, request, decision.engine)
+                if owner is None:
+                    await store.record(conn, request, decision)
                     created = await self.engines[decision.engine].submit(conn, request)
-                    row = {
-                        "operation_id": created.operation_id,
-                        "engine": created.engine.value,
-                        "status": created.status.value,
-                    }
-                    first = True
+                    decided = None
                 else:
+                    store.check_same(request, owner)
                     decided = await store.stored(conn, request.idempotency_key)
-                    store.check_same(request, decided)
-                    row = await self._operation(conn, decided)
-                    first = False
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "operations_pkey":
                 raise store.OperationIdInUse(request.operation_id) from None
@@ -91,27 +95,12 @@ class RenewalService:
             metrics.SUBMISSIONS.labels(result="conflict").inc()
             log.warning("router.conflict", idempotency_key=request.idempotency_key)
             raise
-        if first:
-            return await self._dispatch_new(request, decision, row)
-        return await self._deduplicated(decided, row)
-
-    async def _operation(self, conn: Any, decided: dict[str, Any]) -> dict[str, Any]:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            "SELECT operation_id, engine, status FROM operations WHERE operation_id = %s",
-            (decided["operation_id"],),
-        )
-        row: dict[str, Any] | None = await cur.fetchone()
-        if row is None:
-            return {
-                "operation_id": decided["operation_id"],
-                "engine": decided["engine"],
-                "status": "missing",
-            }
-        return row
+        if owner is None:
+            return await self._dispatch_new(request, decision, created)
+        return await self._deduplicated(owner, decided)
 
     async def _dispatch_new(
-        self, request: RenewalRequest, decision: Decision, row: dict[str, Any]
+        self, request: RenewalRequest, decision: Decision, created: Operation
     ) -> Submitted:
         metrics.SUBMISSIONS.labels(result="created").inc()
         metrics.ROUTING_DECISIONS.labels(
@@ -128,34 +117,37 @@ class RenewalService:
         )
         error = await self._start(request, decision.mode)
         return Submitted(
-            row["operation_id"],
+            created.operation_id,
             request.idempotency_key,
-            row["engine"],
+            created.engine.value,
             decision.mode.value,
-            row["status"],
+            created.status.value,
             deduplicated=False,
             dispatch_error=error,
         )
 
-    async def _deduplicated(self, decided: dict[str, Any], row: dict[str, Any]) -> Submitted:
+    async def _deduplicated(self, owner: Operation, decided: dict[str, Any] | None) -> Submitted:
+        """The renewal has an operation already: answer with it. A Temporal one still `todo`
+        (its start failed, or is being made) is started again: the workflow id makes it safe."""
         metrics.SUBMISSIONS.labels(result="deduplicated").inc()
+        mode = decided["mode"] if decided else owner.engine.value
         log.info(
             "router.deduplicated",
-            operation_id=decided["operation_id"],
-            idempotency_key=decided["idempotency_key"],
-            engine=decided["engine"],
-            mode=decided["mode"],
+            operation_id=owner.operation_id,
+            idempotency_key=owner.idempotency_key,
+            engine=owner.engine.value,
+            mode=mode,
+            origin=owner.origin.value,
         )
         error = None
-        if decided["mode"] == Mode.TEMPORAL.value and row["status"] == "todo":
-            # a start that failed earlier (or is just being made): starting again is safe
-            error = await self._start(store.request_of(decided), Mode.TEMPORAL)
+        if owner.engine == Engine.TEMPORAL and owner.status == OperationStatus.TODO:
+            error = await self._start(owner.request, Mode.TEMPORAL)
         return Submitted(
-            row["operation_id"],
-            decided["idempotency_key"],
-            row["engine"],
-            decided["mode"],
-            row["status"],
+            owner.operation_id,
+            owner.idempotency_key,
+            owner.engine.value,
+            mode,
+            owner.status.value,
             deduplicated=True,
             dispatch_error=error,
         )

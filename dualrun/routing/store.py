@@ -1,8 +1,9 @@
-"""Routing decisions in the database: claimed once per idempotency key, then only read.
+"""Routing decisions in the database: made once per idempotency key, with the flag state they
+came from, then only read.
 
-`claim` is `INSERT … ON CONFLICT DO NOTHING`: of any number of concurrent submissions of one
-key (threads or processes), exactly one inserts; the others wait for its transaction on the
-unique key and then read the winner's row.
+The submit that claims the renewal's key (`renewals.operations.claim_key`: of any number of
+concurrent creators of one key, threads, processes or the upstream batch, exactly one claims
+it; the others wait for its transaction and then meet its operation) records the decision.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from dualrun.routing.router import Decision
 from renewals.errors import IdempotencyConflict, InvalidInput
-from renewals.model import RenewalRequest
+from renewals.model import Operation, RenewalRequest
 
 _CLAIM = """
 INSERT INTO routing_decisions (idempotency_key, operation_id, domain, tld, current_expiry, years,
@@ -24,8 +25,10 @@ INSERT INTO routing_decisions (idempotency_key, operation_id, domain, tld, curre
 VALUES (%(idempotency_key)s, %(operation_id)s, %(domain)s, %(tld)s, %(current_expiry)s,
         %(years)s, %(customer_id)s, %(mode)s, %(engine)s, %(bucket)s, %(rollout)s,
         %(flag_source)s, %(flag_state)s, %(reason)s)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING idempotency_key
+ON CONFLICT (idempotency_key) DO UPDATE SET
+    operation_id = excluded.operation_id, mode = excluded.mode, engine = excluded.engine,
+    bucket = excluded.bucket, rollout = excluded.rollout, flag_source = excluded.flag_source,
+    flag_state = excluded.flag_state, reason = excluded.reason, decided_at = now()
 """
 
 
@@ -37,9 +40,10 @@ class OperationIdInUse(InvalidInput):
         self.operation_id = operation_id
 
 
-async def claim(conn: AsyncConnection[Any], request: RenewalRequest, decision: Decision) -> bool:
-    """Store the decision unless the key has one; True when this call stored it."""
-    cur = await conn.execute(
+async def record(conn: AsyncConnection[Any], request: RenewalRequest, decision: Decision) -> None:
+    """Store the decision of the renewal whose key this submit claimed (a decision left by an
+    operation since deleted is replaced)."""
+    await conn.execute(
         _CLAIM,
         {
             "idempotency_key": request.idempotency_key,
@@ -58,33 +62,21 @@ async def claim(conn: AsyncConnection[Any], request: RenewalRequest, decision: D
             "reason": decision.reason,
         },
     )
-    return await cur.fetchone() is not None
 
 
-async def stored(conn: AsyncConnection[Any], idempotency_key: str) -> dict[str, Any]:
+async def stored(conn: AsyncConnection[Any], idempotency_key: str) -> dict[str, Any] | None:
+    """The key's routing decision; None when the router did not make the operation (the
+    upstream batch, an import)."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "SELECT * FROM routing_decisions WHERE idempotency_key = %s", (idempotency_key,)
     )
-    row = await cur.fetchone()
-    if row is None:  # only a claim rolled back in between; the caller retries
-        raise LookupError(idempotency_key)
-    return row
+    return await cur.fetchone()
 
 
-def check_same(request: RenewalRequest, row: dict[str, Any]) -> None:
+def check_same(request: RenewalRequest, existing: Operation) -> None:
     """Same key, other parameters: a conflict (raised before anything is written)."""
     for name, given in request.params().items():
-        if row[name] != given:
-            raise IdempotencyConflict(request.idempotency_key, name, row[name], given)
-
-
-def request_of(row: dict[str, Any]) -> RenewalRequest:
-    """The renewal as first decided (its operation id, its parameters)."""
-    return RenewalRequest(
-        domain=row["domain"],
-        years=row["years"],
-        current_expiry=row["current_expiry"],
-        customer_id=row["customer_id"],
-        operation_id=row["operation_id"],
-    )
+        had = getattr(existing, name)
+        if had != given:
+            raise IdempotencyConflict(request.idempotency_key, name, had, given)

@@ -89,6 +89,22 @@ async def domain_renew(request: Request, tld: str, domain: str, body: RenewBody)
     }
 
 
+@router.get("/domains/{domain}/renewals")
+async def domain_renewals(
+    request: Request,
+    tld: str,
+    domain: str,
+    client_tx_id: Annotated[str, Query(min_length=3, max_length=64)],
+) -> dict[str, Any]:
+    """The renewals of the domain made with this client transaction id (EPP clTRID), as a
+    registry's transaction query answers: how a client proves a renewal it sent is done."""
+    sim = _sim(request)
+    await sim.gate(tld)
+    name = _domain(tld, domain)
+    rows = await store.ledger(sim.pool, tld, domain=name, client_tx_id=client_tx_id)
+    return {"domain": name, "client_tx_id": client_tx_id, "renewals": rows}
+
+
 # -- the simulator's own controls (never rate limited) ----------------------------------------
 @router.get("")
 async def registry_summary(request: Request, tld: str) -> dict[str, Any]:

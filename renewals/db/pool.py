@@ -3,21 +3,29 @@
 Pools check a connection as they hand it out (one empty round trip) unless it was checked
 less than a second ago: after a database restart or a terminated backend, a dead connection
 is replaced instead of failing its next user, and a busy pool does not pay a round trip on
-every checkout.
+every checkout. Every connection logs and counts the status moves the database refuses
+(`dualrun.move_refused` notices of the forward-only trigger).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import weakref
 from time import monotonic
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from renewals.metrics import MOVES_REFUSED
+
+log = structlog.get_logger(__name__)
+REFUSED_NOTICE = "dualrun.move_refused "
+_MOVE_FIELDS = ("operation_id", "engine", "from", "to")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CHECK_EVERY_S = 1.0
 _checked_at: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
@@ -31,6 +39,31 @@ def _check(conn: psycopg.Connection[Any]) -> None:
     if _due(conn):
         ConnectionPool.check_connection(conn)
         _checked_at[conn] = monotonic()
+
+
+def _on_notice(diag: psycopg.errors.Diagnostic) -> None:
+    """The forward-only trigger refused a status move: log it and count it."""
+    text = diag.message_primary or ""
+    if not text.startswith(REFUSED_NOTICE):
+        return
+    try:
+        move = json.loads(text[len(REFUSED_NOTICE) :])
+    except ValueError:
+        move = {}
+    MOVES_REFUSED.labels(
+        engine=str(move.get("engine")),
+        from_status=str(move.get("from")),
+        to_status=str(move.get("to")),
+    ).inc()
+    log.warning("operation.move_refused", **{k: move.get(k) for k in _MOVE_FIELDS})
+
+
+def _watch(conn: psycopg.Connection[Any]) -> None:
+    conn.add_notice_handler(_on_notice)
+
+
+async def _awatch(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.add_notice_handler(_on_notice)
 
 
 async def _acheck(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -49,14 +82,22 @@ def with_schema(dsn: str, schema: str) -> str:
 
 
 def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[dict[str, object]]:
-    return psycopg.connect(dsn, autocommit=autocommit, row_factory=dict_row)
+    conn = psycopg.connect(dsn, autocommit=autocommit, row_factory=dict_row)
+    _watch(conn)
+    return conn
 
 
 def sync_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 8, name: str = "dualrun"
 ) -> ConnectionPool:
     pool = ConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, name=name, open=False, check=_check
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        check=_check,
+        configure=_watch,
     )
     pool.open(wait=True, timeout=30)
     return pool
@@ -83,6 +124,7 @@ async def async_pool(
         name=name,
         open=False,
         check=_acheck,
+        configure=_awatch,
         kwargs={"autocommit": autocommit},
     )
     await pool.open(wait=True, timeout=30)

@@ -112,7 +112,7 @@ async def test_dry_run_lists_the_actions_and_changes_nothing(hr: Harness) -> Non
         requests = await fail_in_outage(h, "com", ["dry1.com", "dry2.com", "dry3.com"])
         h.seed("com", "moved.com", expiry=EXPIRY + dt.timedelta(days=365))
         refused = h.request("moved.com", EXPIRY)
-        await h.submit(refused)  # ExpiryMismatch: a business refusal
+        await h.submit(refused)  # renewed elsewhere: a business outcome, not retried
         await until_status(h, "failed", 4)
     legacy = await legacy_failed_in_outage(h, "com", ["dry4.com"])
     await until_status(h, "failed", 5)
@@ -156,7 +156,7 @@ async def test_dry_run_lists_the_actions_and_changes_nothing(hr: Harness) -> Non
         )
     assert by_op[legacy[0]]["action"] == "requeue" and by_op[legacy[0]]["engine"] == "legacy"
     assert by_op[refused.operation_id]["action"] == "skip"
-    assert "ExpiryMismatch" in by_op[refused.operation_id]["reason"]
+    assert "RenewedElsewhere" in by_op[refused.operation_id]["reason"]
     assert "dry run: 5 selected" in text and f"{requests[0].operation_id}  dry1.com" in text
 
 

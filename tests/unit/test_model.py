@@ -137,11 +137,12 @@ def test_add_years_handles_leap_days() -> None:
 
 
 def test_terminal_statuses() -> None:
-    """done, failed and cancelled are terminal; error is retried by legacy."""
+    """done, failed, cancelled and superseded are terminal; error is retried by legacy."""
     assert {s for s in OperationStatus if s.terminal} == {
         OperationStatus.DONE,
         OperationStatus.FAILED,
         OperationStatus.CANCELLED,
+        OperationStatus.SUPERSEDED,
     }
 
 
