@@ -40,7 +40,7 @@ class OperationStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    SUPERSEDED = "superseded"  # another engine's operation has this renewal: this one ran nothing
+    SUPERSEDED = "superseded"  # another operation has this renewal: this one ran nothing
 
     @property
     def terminal(self) -> bool:

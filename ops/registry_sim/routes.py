@@ -101,6 +101,7 @@ async def domain_renewals(
     sim = _sim(request)
     await sim.gate(tld)
     name = _domain(tld, domain)
+    await store.get_domain(sim.pool, tld, name)  # 404 (EPP 2303) when the registry lacks it
     rows = await store.ledger(sim.pool, tld, domain=name, client_tx_id=client_tx_id)
     return {"domain": name, "client_tx_id": client_tx_id, "renewals": rows}
 

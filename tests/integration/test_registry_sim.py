@@ -386,3 +386,33 @@ async def test_long_name_renews_under_an_epp_sized_client_transaction_id(
         )
     assert refused.status_code == 422 and "client_tx_id" in refused.text
     assert len(await registry.ledger("info", domain=name)) == 1  # nothing renewed
+
+
+async def test_a_renewal_is_found_by_its_client_transaction_id(
+    admin: AsyncSimAdmin, registry: RegistryClient, sim: SimServer
+) -> None:
+    """The registry's record of a renewal made with a clTRID: found for its period only, not
+    for another client's; the lookup is a rate-limited command like any other."""
+    await seed_one(admin, "mine.eu")
+    key = idempotency_key("mine.eu", EXPIRY)
+    assert await registry.find_renewal("mine.eu", key, EXPIRY) is None
+    done = await registry.renew("mine.eu", EXPIRY, 1, key)
+    await registry.renew("mine.eu", add_years(EXPIRY, 1), 1, "someone-else")
+    found = await registry.find_renewal("mine.eu", key, EXPIRY)
+    assert found is not None and found.server_tx_id == done.server_tx_id
+    assert found.new_expiry == add_years(EXPIRY, 1)
+    assert await registry.find_renewal("mine.eu", key, add_years(EXPIRY, 1)) is None
+    long_name = f"{'b' * 63}.eu"  # a key over 64 characters is looked up by its digest
+    await seed_one(admin, long_name)
+    long_key = idempotency_key(long_name, EXPIRY)
+    await registry.renew(long_name, EXPIRY, 1, long_key)
+    assert await registry.find_renewal(long_name, long_key, EXPIRY) is not None
+    with pytest.raises(DomainNotFound):
+        await registry.find_renewal("nobody.eu", key, EXPIRY)
+    async with httpx.AsyncClient(base_url=sim.url) as raw:
+        bad = await raw.get("/registries/eu/domains/mine.eu/renewals", params={"client_tx_id": "x"})
+    assert bad.status_code == 422 and "client_tx_id" in bad.text
+    await admin.configure("eu", rate_limit=0.01, burst=1)
+    await registry.status("mine.eu")  # takes the only token
+    with pytest.raises(RateLimited):
+        await registry.find_renewal("mine.eu", key, EXPIRY)

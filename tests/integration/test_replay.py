@@ -2,9 +2,11 @@
 
 Regenerate after an intended, versioned change with
 `DUALRUN_SAVE_HISTORIES=1 pytest tests/integration/test_temporal_flow.py
-tests/integration/test_relaunch.py`, keeping the older files under a `v<N>_` prefix: runs
-started before the change must still replay (`v1_*`: before the `dualrun-sync-in-activities`
-patch, when the row's start and `done` were written by local activities).
+tests/integration/test_relaunch.py tests/integration/test_rerun_evidence.py`, keeping the older
+files under a `v<N>_` prefix: runs started before the change must still replay (`v1_*`: before
+the `dualrun-sync-in-activities` patch, when the row's start and `done` were written by local
+activities; `v2_*`: before `dualrun-rerun-evidence`, when a moved expiry failed with
+ExpiryMismatch and a renew refused after the charge kept it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def test_histories_are_present() -> None:
     live = {"live_done", "live_cancelled_refunded", "live_failed_prohibited"}
     assert live <= names
     assert {f"v1_{n}" for n in live} <= names  # runs started before the sync patch
+    reruns = {"live_rerun_done_from_evidence", "live_superseded", "live_renew_refused_refunded"}
+    assert reruns | {"v2_live_expiry_mismatch", "v2_live_renew_refused"} <= names
     assert any(n.startswith("shadow_") for n in names)
 
 

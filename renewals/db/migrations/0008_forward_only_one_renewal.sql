@@ -2,8 +2,8 @@
 -- (DESIGN §3), enforced by the database whoever writes: our code, a reset workflow run, a late
 -- activity, a stale legacy robot, the upstream batch.
 
--- `superseded`: an operation that ran no side effect because another engine's operation
--- already had the renewal (live or done); `superseded_by` names it.
+-- `superseded`: an operation that ran no side effect because another operation already had
+-- the renewal (live or done); `superseded_by` names it.
 ALTER TABLE operations DROP CONSTRAINT operations_status_check;
 ALTER TABLE operations ADD CONSTRAINT operations_status_check
     CHECK (status IN ('todo', 'doing', 'error', 'done', 'failed', 'cancelled', 'superseded'));
@@ -35,10 +35,12 @@ FROM operations ORDER BY idempotency_key, created_at, operation_id;
 CREATE FUNCTION dualrun_has_renewal(status text) RETURNS boolean
     LANGUAGE sql IMMUTABLE AS $$ SELECT status IN ('todo', 'doing', 'error', 'done') $$;
 
--- Before an operation is inserted: claim its key, or meet the key's owner. An owner on the
--- other engine that has the renewal makes the new operation `superseded` at birth (it never
--- runs); an owner that no longer has it hands the key over. Same-engine duplicates (the
--- legacy batch's month-start twins) are left as they come: the reconciler reports them.
+-- Before an operation is inserted: claim its key, or meet the key's owner. An owner that has
+-- the renewal makes the new operation `superseded` at birth (it never runs), pointing to it;
+-- an owner that no longer has it hands the key over. Only the legacy system's own duplicates
+-- (its upstream batch or an import writing one key twice on the legacy engine: the
+-- month-start twins) are left as they come, for the legacy engine to run as it always did and
+-- the reconciler to report.
 CREATE FUNCTION dualrun_claim_key() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     owner operations%ROWTYPE;
@@ -54,7 +56,10 @@ BEGIN
     IF owner.operation_id IS NULL OR owner.operation_id = NEW.operation_id THEN
         RETURN NEW;
     END IF;
-    IF owner.engine <> NEW.engine AND dualrun_has_renewal(owner.status) THEN
+    IF dualrun_has_renewal(owner.status)
+       AND NOT (owner.engine = 'legacy' AND NEW.engine = 'legacy'
+                AND owner.origin IN ('autorenew', 'import')
+                AND NEW.origin IN ('autorenew', 'import')) THEN
         NEW.status := 'superseded';
         NEW.superseded_by := owner.operation_id;
         NEW.finished_at := now();
