@@ -253,7 +253,7 @@ WHERE operation_id = %(operation_id)s
 RETURNING operation_id, tld, created_at, finished_at),
 logged AS (
 INSERT INTO operation_events (operation_id, step, event, attempt, detail)
-SELECT operation_id, 'renew', 'step.finished', %(attempt)s, '{}'::jsonb FROM synced
+SELECT operation_id, 'renew', 'step.finished', %(attempt)s, %(step_detail)s FROM synced
 UNION ALL
 SELECT operation_id, NULL, 'workflow.done', NULL, %(detail)s FROM synced)
 SELECT tld, created_at, finished_at FROM synced
@@ -292,10 +292,17 @@ async def step_finished(pool: AsyncConnectionPool, at: StepOf, error: str | None
 
 
 async def record_renewal(
-    pool: AsyncConnectionPool, at: StepOf, new_expiry: str, registry_transaction_id: str | None
+    pool: AsyncConnectionPool,
+    at: StepOf,
+    new_expiry: str,
+    registry_transaction_id: str | None,
+    *,
+    from_registry_record: bool = False,
 ) -> None:
     """DESIGN §3 step 5, as the registry renew returns: the row is `done` with the new expiry,
-    the registry transaction and the amount charged under the key."""
+    the registry transaction and the amount charged under the key. `from_registry_record`: the
+    renew found its renewal in the registry's record (a retry, a timeout, a rerun) instead of
+    making it; the renew step's event says so."""
     async with pool.connection() as conn:
         cur = await conn.execute(
             _RECORD,
@@ -307,11 +314,46 @@ async def record_renewal(
                 "new_expiry": new_expiry,
                 "registry_transaction_id": registry_transaction_id,
                 "detail": Jsonb({"run_id": at.run_id, "error_code": None}),
+                "step_detail": Jsonb(
+                    {"resolved_from_registry_record": True} if from_registry_record else {}
+                ),
             },
         )
         row = await cur.fetchone()
     if row is not None:
         observe_renewal(Engine.TEMPORAL, row[0], row[1], row[2])
+
+
+_RENEW_LEASE = """
+WITH current AS (
+    SELECT renew_lease_run, renew_lease_until FROM operations
+    WHERE operation_id = %(op)s FOR UPDATE),
+took AS (
+    UPDATE operations o SET renew_lease_run = %(run)s,
+           renew_lease_until = now() + make_interval(secs => %(seconds)s)
+    FROM current
+    WHERE o.operation_id = %(op)s
+      AND (current.renew_lease_run IS NULL OR current.renew_lease_run = %(run)s
+           OR current.renew_lease_until < now())
+    RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM took) OR NOT EXISTS (SELECT 1 FROM current) AS taken,
+       (SELECT extract(epoch FROM renew_lease_until - now()) FROM current) AS left_s
+"""
+
+
+async def take_renew_lease(
+    pool: AsyncConnectionPool, operation_id: str, run_id: str, seconds: float
+) -> float | None:
+    """Before a run's registry renew: None when it may renew (no other run's renew may still
+    be in flight), else the seconds until the other run's lease ends (one statement)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            _RENEW_LEASE, {"op": operation_id, "run": run_id, "seconds": seconds}
+        )
+        row = await cur.fetchone()
+    if row is None or row[0]:
+        return None
+    return max(float(row[1] or 0.0), 0.1)
 
 
 @dataclass(frozen=True)

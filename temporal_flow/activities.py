@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -23,7 +24,12 @@ from renewals.model import OperationStatus
 from renewals.registry import RegistryClient
 from renewals.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
 from temporal_flow import plans
-from temporal_flow.errors import BILLING_CONFLICT, REGISTRY_UNAVAILABLE, to_application_error
+from temporal_flow.errors import (
+    BILLING_CONFLICT,
+    REGISTRY_UNAVAILABLE,
+    RENEW_IN_FLIGHT,
+    to_application_error,
+)
 from temporal_flow.types import (
     ChargeInput,
     ChargeResult,
@@ -106,7 +112,17 @@ class RenewalActivities:
         before (a retry, a reset run's, one scheduled again) first looks for the registry's
         record of ours; so does one whose outcome is unknown (a timeout), or refused because
         the period was renewed: never a blind second renew."""
-        retried = activity.info().attempt > 1 or inp.verify_first
+        info = activity.info()
+        left = await operations.take_renew_lease(
+            self.pool, inp.operation_id, info.workflow_run_id or "", self.registry.timeout_s + 5
+        )
+        if left is not None:  # a reset's old run may still be renewing: never two renews at once
+            raise ApplicationError(
+                f"{inp.domain}: another run's renew may be in flight ({left:.1f} s left)",
+                type=RENEW_IN_FLIGHT,
+                next_retry_delay=timedelta(seconds=left),
+            )
+        retried = info.attempt > 1 or inp.verify_first
         try:
             if retried:
                 mine = await self._ours(inp.domain, inp.current_expiry, inp.client_tx_id)

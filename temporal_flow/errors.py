@@ -24,6 +24,7 @@ POLICY_REFUSED = "PolicyRefused"
 RATE_LIMITED = "RateLimited"
 REGISTRY_UNAVAILABLE = "RegistryUnavailable"
 BILLING_CONFLICT = "BillingConflict"
+RENEW_IN_FLIGHT = "RenewInFlight"  # another run's renew may be at the registry: wait for it
 SUPERSEDED = "Superseded"  # another engine's operation has the renewal (details: its id)
 RENEWED_ELSEWHERE = "RenewedElsewhere"  # the period was renewed, not by us nor by another
 # operation of ours: a business outcome (refunded if charged), never retried

@@ -141,7 +141,13 @@ class _StepSyncActivityInbound(ActivityInboundInterceptor):
             await operations.step_finished(self.pool, at, _error_code(exc))
             raise
         if isinstance(result, RegistryRenewResult):  # the registry renewed: record the outcome
-            await operations.record_renewal(self.pool, at, result.new_expiry, result.server_tx_id)
+            await operations.record_renewal(
+                self.pool,
+                at,
+                result.new_expiry,
+                result.server_tx_id,
+                from_registry_record=result.resolved_by_status,
+            )
         else:
             await operations.step_finished(self.pool, at, None)
         return result

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_REQUESTED,
         EXPIRY_MISMATCH,
         RATE_LIMITED,
+        RENEW_IN_FLIGHT,
         RENEW_PROHIBITED,
         RENEW_REFUSALS,
         RENEWED_ELSEWHERE,
@@ -272,9 +273,9 @@ class RenewDomain:
                     workflow.logger.warning("renewal.cancel.refused", extra={"stage": "renew"})
                     return await handle
             except ActivityError as exc:
-                if error_type(exc) != RATE_LIMITED:
+                if error_type(exc) not in (RATE_LIMITED, RENEW_IN_FLIGHT):
                     raise
-                workflow.logger.info("registry.rate_limited.rescheduled")
+                workflow.logger.info("registry.renew.rescheduled", extra={"why": error_type(exc)})
                 verify_first = True
 
     async def _refund(self, inp: RenewInput) -> int | None:

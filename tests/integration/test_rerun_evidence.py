@@ -8,15 +8,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 
 from legacy_adapter import LegacyEngine
 from renewals import operations
 from renewals.billing import BillingLedger
 from renewals.model import RenewalRequest, add_years
+from temporal_flow.relaunch import reset
 from temporal_flow.starter import renew_input, start_renewal
 from temporal_flow.types import RunMode
 from tests.harness import TODAY, Harness, save_history
+from tests.integration.test_temporal_flow import stalled_in_charge
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +145,34 @@ async def test_a_renewal_legacy_has_is_superseded_before_any_side_effect(
     assert await net_charges(h, request.idempotency_key) == 0
     assert h.admin.ledger("com", domain=domain) == []
     assert (await h.row(owner.operation_id))["status"] == "todo"
+
+
+async def test_a_reset_while_the_renew_is_at_the_registry_renews_once(h: Harness) -> None:
+    """Reset from the first task while the old run's renew is still in flight, on a lenient
+    registry: the new run waits for it (the renew lease), finds it, and renews nothing again."""
+    h.seed("info", "inflight.info", expiry=EXPIRY)
+    h.admin.configure("info", strict=False)
+    request = h.request("inflight.info", EXPIRY)
+    async with h.workers():
+        async with stalled_in_charge(h, request) as handle:
+            h.admin.configure("info", latency_ms=2500)  # the old run's renew will take 2.5 s
+
+        async def renewing() -> bool:
+            progress = await handle.query("progress")
+            return bool(progress["registry_started"])
+
+        await h.wait_for(renewing)
+        h.admin.configure("info", latency_ms=0)  # the new run's calls are quick
+        history = await handle.fetch_history()
+        first_task = next(
+            e.event_id
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        )
+        old_run = (await handle.describe()).run_id
+        await reset(h.client, request.idempotency_key, old_run, first_task, "test-inflight")
+        result = await h.result(request.idempotency_key, within=60)
+    assert result.status == "done"
+    assert len(h.admin.ledger("info", domain="inflight.info")) == 1
+    assert await net_charges(h, request.idempotency_key) == 1
+    assert (await h.row(request.operation_id))["status"] == "done"

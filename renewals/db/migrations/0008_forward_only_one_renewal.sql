@@ -8,6 +8,9 @@ ALTER TABLE operations DROP CONSTRAINT operations_status_check;
 ALTER TABLE operations ADD CONSTRAINT operations_status_check
     CHECK (status IN ('todo', 'doing', 'error', 'done', 'failed', 'cancelled', 'superseded'));
 ALTER TABLE operations ADD COLUMN superseded_by text;
+-- The run whose registry renew may be in flight, until when: a reset or relaunched run of the
+-- same renewal waits for it to end before it looks for the registry's record and renews.
+ALTER TABLE operations ADD COLUMN renew_lease_run text, ADD COLUMN renew_lease_until timestamptz;
 DROP INDEX operations_legacy_ready_idx;
 CREATE INDEX operations_legacy_ready_idx ON operations (next_attempt_at)
     WHERE engine = 'legacy' AND status IN ('todo', 'error', 'doing');
