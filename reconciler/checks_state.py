@@ -1,4 +1,5 @@
-"""Checks on the state of operations: refunds, stuck work, drift from Temporal, routing, shadow."""
+"""Checks on the state of operations: refunds, stuck work, drift from Temporal, routing, and
+operations of one key on both engines."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from reconciler.checks import CheckContext, _rows, _tld
-from reconciler.evidence import shadow_diff
 from reconciler.model import Finding, Kind
 from renewals.operations import TERMINAL_SQL
 
@@ -140,39 +140,6 @@ async def status_drift(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Fi
             },
         )
         for r in await _rows(conn, _DRIFT, ctx)
-    ]
-
-
-_SHADOW = """
-SELECT p.idempotency_key, p.domain, o.operation_id, o.status,
-       p.verdict, p.refusal, p.years AS plan_years, p.expected_new_expiry,
-       p.would_charge_cents, p.currency AS plan_currency,
-       o.years, o.new_expiry, o.charged_cents, o.currency, o.error_code
-FROM shadow_plans p
-JOIN operations o ON o.idempotency_key = p.idempotency_key AND o.engine = 'legacy'
-WHERE o.status IN ('done', 'failed') AND o.created_at >= %(since)s AND o.created_at < %(until)s
-  AND (CASE WHEN p.verdict = 'would_renew'
-            THEN o.status <> 'done'
-              OR (p.expected_new_expiry, p.would_charge_cents, p.years)
-                 IS DISTINCT FROM (o.new_expiry, o.charged_cents, o.years)
-            ELSE o.status = 'done' END)
-"""
-
-
-async def shadow_mismatches(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
-    return [
-        Finding(
-            Kind.SHADOW_MISMATCH,
-            f"shadow_mismatch:{r['idempotency_key']}",
-            f"{r['domain']}: Temporal plan ({r['verdict']}) differs from legacy ({r['status']})",
-            tld=_tld(r["domain"]),
-            engine="legacy",
-            idempotency_key=r["idempotency_key"],
-            domain=r["domain"],
-            operation_ids=(r["operation_id"],),
-            evidence={"diff": shadow_diff(r)},
-        )
-        for r in await _rows(conn, _SHADOW, ctx)
     ]
 
 

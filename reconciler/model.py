@@ -77,6 +77,12 @@ class Window:
     since: dt.datetime
     until: dt.datetime
 
+    @classmethod
+    def last(cls, hours: float) -> Window:
+        """The last `hours` up to now."""
+        now = dt.datetime.now(dt.UTC)
+        return cls(now - dt.timedelta(hours=hours), now)
+
     def as_dict(self) -> dict[str, str]:
         return {"since": self.since.isoformat(), "until": self.until.isoformat()}
 

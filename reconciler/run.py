@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from reconciler import checks, checks_state, gauges, store
+from reconciler import checks, checks_state, gauges, shadow, store
 from reconciler.alerts import Webhook, announce
 from reconciler.checks import CheckContext
 from reconciler.model import Finding, RunSummary, Window
@@ -39,13 +39,16 @@ CHECKS: tuple[Check, ...] = (
     checks_state.stuck_operations,
     checks_state.routing_violations,
     checks_state.status_drift,
-    checks_state.shadow_mismatches,
+    shadow.shadow_comparisons,
     checks_state.cross_engine_duplicates,
 )
-# The sweep: only what a month-start duplicate needs, cheap enough to run every few minutes.
+# The sweep: what a month-start duplicate needs and what the rollout guard acts on (every
+# critical kind), over a few minutes of operations: cheap enough to run every few minutes.
 SWEEP_CHECKS: tuple[Check, ...] = (
     checks.duplicate_operations,
     checks.double_charges,
+    checks.renewal_pairs,
+    checks_state.refunds_missing,
     checks_state.cross_engine_duplicates,
 )
 

@@ -26,7 +26,8 @@ from reconciler.store import RunAlreadyDone
 
 log = structlog.get_logger(__name__)
 
-# Called after each nightly run (the CLI writes its report); sweeps have none.
+# Called after each nightly run (the CLI writes its report), and after each sweep this
+# replica ran (the CLI runs the rollout guard).
 AfterRun = Callable[[RunSummary], Awaitable[object]]
 
 
@@ -88,9 +89,14 @@ async def nightly(
     return await _nightly_of(rec, yesterday, config, after)
 
 
-async def sweep(rec: Reconciler, config: ScheduleConfig) -> RunSummary | None:
+async def sweep(
+    rec: Reconciler, config: ScheduleConfig, after: AfterRun | None = None
+) -> RunSummary | None:
     window = sweep_window(dt.datetime.now(dt.UTC), config.sweep_every_s)
-    return await run_once(rec, window, "sweep", sweep=True)
+    summary = await run_once(rec, window, "sweep", sweep=True)
+    if summary is not None and after is not None:
+        await after(summary)
+    return summary
 
 
 async def catch_up(
@@ -114,9 +120,14 @@ async def catch_up(
 
 
 async def serve(
-    rec: Reconciler, config: ScheduleConfig, stop: asyncio.Event, after: AfterRun | None = None
+    rec: Reconciler,
+    config: ScheduleConfig,
+    stop: asyncio.Event,
+    after: AfterRun | None = None,
+    after_sweep: AfterRun | None = None,
 ) -> None:
-    """Catch up, then run the schedule until `stop` is set (`after` each nightly run)."""
+    """Catch up, then run the schedule until `stop` is set (`after` each nightly run,
+    `after_sweep` each sweep)."""
     await catch_up(rec, config, after)
     in_flight: set[asyncio.Task[Any]] = set()
 
@@ -142,7 +153,7 @@ async def serve(
     scheduler.add_job(
         tracked,
         IntervalTrigger(seconds=config.sweep_every_s, timezone=config.tz),
-        args=[sweep, rec, config],
+        args=[sweep, rec, config, after_sweep],
         id="sweep",
         max_instances=1,
         coalesce=True,

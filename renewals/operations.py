@@ -230,6 +230,9 @@ UNION ALL
 SELECT operation_id, %(step)s, 'step.started', %(attempt)s, '{{}}'::jsonb FROM moved
 """
 _STEP_FINISHED = """
+WITH released AS (  -- a renew that ended (in error) no longer holds its lease
+    UPDATE operations SET renew_lease_until = NULL
+    WHERE operation_id = %(operation_id)s AND %(step)s = 'renew' AND renew_lease_run = %(run_id)s)
 INSERT INTO operation_events (operation_id, step, event, attempt, detail)
 SELECT %(operation_id)s, %(step)s, %(event)s, %(attempt)s, %(detail)s
 WHERE EXISTS (SELECT 1 FROM operations WHERE operation_id = %(operation_id)s)
@@ -248,6 +251,8 @@ UPDATE operations SET status = 'done', step = 'record',
        charged_cents = coalesce((SELECT amount_cents FROM charge), charged_cents),
        currency = coalesce((SELECT currency FROM charge), currency),
        error_code = NULL, error_message = NULL,
+       renew_lease_until = CASE WHEN renew_lease_run = %(run_id)s THEN NULL
+                                ELSE renew_lease_until END,
        started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now()
 WHERE operation_id = %(operation_id)s
 RETURNING operation_id, tld, created_at, finished_at),
@@ -283,6 +288,7 @@ async def step_finished(pool: AsyncConnectionPool, at: StepOf, error: str | None
             _STEP_FINISHED,
             {
                 "operation_id": at.operation_id,
+                "run_id": at.run_id,
                 "step": at.step,
                 "event": "step.failed" if error else "step.finished",
                 "attempt": at.attempt,
@@ -333,8 +339,8 @@ took AS (
            renew_lease_until = now() + make_interval(secs => %(seconds)s)
     FROM current
     WHERE o.operation_id = %(op)s
-      AND (current.renew_lease_run IS NULL OR current.renew_lease_run = %(run)s
-           OR current.renew_lease_until < now())
+      AND (current.renew_lease_until IS NULL OR current.renew_lease_until < now()
+           OR current.renew_lease_run = %(run)s)
     RETURNING 1)
 SELECT EXISTS (SELECT 1 FROM took) OR NOT EXISTS (SELECT 1 FROM current) AS taken,
        (SELECT extract(epoch FROM renew_lease_until - now()) FROM current) AS left_s

@@ -6,6 +6,7 @@ answer never came raises `AmbiguousTimeout` (the registry may have committed it)
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping
@@ -278,13 +279,15 @@ class RegistryClient:
     ) -> dict[str, Any]:
         tld = tld or (tld_of(domain) if domain else None)
         where: dict[str, Any] = {"domain": domain, "tld": tld}
-        try:
-            response = await self._http.request(method, url, params=params, json=json)
+        try:  # the timeout bounds the whole call, not each of httpx's phases
+            response = await asyncio.wait_for(
+                self._http.request(method, url, params=params, json=json), self.timeout_s
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise RegistryUnavailable(
                 f"registry not reachable: {type(exc).__name__}", **where
             ) from exc
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, TimeoutError) as exc:
             if renew is not None:
                 log.warning("registry.renew_ambiguous", error=type(exc).__name__, **where)
                 raise AmbiguousTimeout(

@@ -92,6 +92,7 @@ class Settings:
     report_min_success_rate: float | None = None  # percent
     report_min_volume: int | None = None
     report_runs: int | None = None
+    shadow_aa_share: float = 0.02  # of shadow renewals planned twice (A/A: the comparator's noise)
 
     @property
     def reports_dir(self) -> Path:
@@ -198,6 +199,19 @@ class _Reader:
             raise ConfigError(name, f"must be a number, got {raw!r}") from None
         if value <= 0:
             raise ConfigError(name, f"must be positive, got {value}")
+        return value
+
+    def fraction(self, name: str, default: float) -> float:
+        """A share between 0 and 1 (`0.02`, or a percentage `2%`)."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a share between 0 and 1, got {raw!r}") from None
+        if not 0 <= value <= 1:
+            raise ConfigError(name, f"must be between 0 and 1 (or 0% and 100%), got {raw!r}")
         return value
 
     def maybe_integer(self, name: str, low: int, high: int) -> int | None:
@@ -321,4 +335,5 @@ class _Reader:
             report_min_success_rate=self.percent("DUALRUN_REPORT_MIN_SUCCESS_RATE"),
             report_min_volume=self.maybe_integer("DUALRUN_REPORT_MIN_VOLUME", 0, 10**9),
             report_runs=self.maybe_integer("DUALRUN_REPORT_RUNS", 1, 366),
+            shadow_aa_share=self.fraction("DUALRUN_SHADOW_AA_SHARE", d["shadow_aa_share"]),
         )

@@ -21,15 +21,11 @@ from temporalio.exceptions import ApplicationError
 from renewals import operations
 from renewals.billing import BillingConflict, BillingLedger, NothingToRefund
 from renewals.model import OperationStatus
+from renewals.outcomes import BILLING_CONFLICT, REGISTRY_UNAVAILABLE, RENEW_IN_FLIGHT
 from renewals.registry import RegistryClient
 from renewals.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
 from temporal_flow import plans
-from temporal_flow.errors import (
-    BILLING_CONFLICT,
-    REGISTRY_UNAVAILABLE,
-    RENEW_IN_FLIGHT,
-    to_application_error,
-)
+from temporal_flow.errors import to_application_error
 from temporal_flow.types import (
     ChargeInput,
     ChargeResult,
@@ -113,8 +109,9 @@ class RenewalActivities:
         record of ours; so does one whose outcome is unknown (a timeout), or refused because
         the period was renewed: never a blind second renew."""
         info = activity.info()
+        lease_s = 2 * self.registry.timeout_s + 5  # the lookup, then the renew
         left = await operations.take_renew_lease(
-            self.pool, inp.operation_id, info.workflow_run_id or "", self.registry.timeout_s + 5
+            self.pool, inp.operation_id, info.workflow_run_id or "", lease_s
         )
         if left is not None:  # a reset's old run may still be renewing: never two renews at once
             raise ApplicationError(

@@ -25,7 +25,8 @@ from renewals.logs import redact_text
 from renewals.model import Engine, Operation, OperationStatus, Origin, RenewalRequest
 from renewals.settings import Settings
 from temporal_flow import relaunch
-from temporal_flow.starter import renew_input, start_renewal, workflow_id
+from temporal_flow.ids import workflow_id
+from temporal_flow.starter import in_aa_sample, renew_input, start_renewal
 from temporal_flow.types import RunMode
 from temporal_flow.workflows import RenewDomain
 
@@ -60,12 +61,11 @@ class TemporalEngine:
             conn, request, Engine.TEMPORAL, origin=origin, workflow_id=wid
         )
 
-    async def _start(self, request: RenewalRequest, mode: RunMode) -> str | None:
+    async def _start(self, request: RenewalRequest, mode: RunMode, plan: str = "a") -> str | None:
         try:
             client = await self.client()
-            started = await start_renewal(
-                client, self.settings.task_queue, renew_input(request, mode, self.settings)
-            )
+            inp = renew_input(request, mode, self.settings)
+            started = await start_renewal(client, self.settings.task_queue, inp, plan)
         except Exception as exc:  # any start failure: the row stays todo, reported, not lost
             return redact_text(f"{type(exc).__name__}: {exc}", self.settings.secrets())
         log.info(
@@ -81,8 +81,12 @@ class TemporalEngine:
         return await self._start(request, RunMode.LIVE)
 
     async def plan(self, request: RenewalRequest) -> str | None:
-        """The shadow plan of a legacy renewal (Planner)."""
-        return await self._start(request, RunMode.SHADOW)
+        """The shadow plan of a legacy renewal (Planner); for the A/A sample
+        (DUALRUN_SHADOW_AA_SHARE) a second, independent plan: the comparator's noise."""
+        error = await self._start(request, RunMode.SHADOW)
+        if error is None and in_aa_sample(request.idempotency_key, self.settings.shadow_aa_share):
+            error = await self._start(request, RunMode.SHADOW, plan="b")
+        return error
 
     # -- cancel --------------------------------------------------------------------------------
     async def cancel(self, operation: Operation, reason: str) -> CancelResult:

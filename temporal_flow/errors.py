@@ -6,6 +6,19 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
+from renewals.outcomes import (
+    AMBIGUOUS_TIMEOUT,
+    BILLING_CONFLICT,
+    CANCEL_REQUESTED,
+    DOMAIN_NOT_FOUND,
+    EXPIRY_MISMATCH,
+    POLICY_REFUSED,
+    RATE_LIMITED,
+    REGISTRY_UNAVAILABLE,
+    RENEW_PROHIBITED,
+    RENEWED_ELSEWHERE,
+    SUPERSEDED,
+)
 from renewals.registry_errors import (
     AmbiguousTimeout,
     DomainNotFound,
@@ -15,19 +28,6 @@ from renewals.registry_errors import (
     RegistryError,
     RenewProhibited,
 )
-
-CANCEL_REQUESTED = "CancelRequested"
-EXPIRY_MISMATCH = "ExpiryMismatch"
-RENEW_PROHIBITED = "RenewProhibited"
-DOMAIN_NOT_FOUND = "DomainNotFound"
-POLICY_REFUSED = "PolicyRefused"
-RATE_LIMITED = "RateLimited"
-REGISTRY_UNAVAILABLE = "RegistryUnavailable"
-BILLING_CONFLICT = "BillingConflict"
-RENEW_IN_FLIGHT = "RenewInFlight"  # another run's renew may be at the registry: wait for it
-SUPERSEDED = "Superseded"  # another engine's operation has the renewal (details: its id)
-RENEWED_ELSEWHERE = "RenewedElsewhere"  # the period was renewed, not by us nor by another
-# operation of ours: a business outcome (refunded if charged), never retried
 
 # Business refusals: retrying cannot help.
 NON_RETRYABLE = (
@@ -62,5 +62,5 @@ def to_application_error(exc: RegistryError) -> ApplicationError:
     if isinstance(exc, PolicyRefused):
         return ApplicationError(message, type=POLICY_REFUSED, non_retryable=True)
     if isinstance(exc, AmbiguousTimeout):  # resolved by the caller before reaching here
-        return ApplicationError(message, type="AmbiguousTimeout")
+        return ApplicationError(message, type=AMBIGUOUS_TIMEOUT)
     return ApplicationError(message, type=REGISTRY_UNAVAILABLE)

@@ -39,9 +39,10 @@ with workflow.unsafe.imports_passed_through():
     from renewals import operations
     from renewals.domains import tld_of
     from renewals.model import Step
+    from renewals.outcomes import CANCEL_REQUESTED, SUPERSEDED
     from renewals.queues import registry_queue
     from temporal_flow.activities import REGISTRY_ACTIVITIES, RenewalActivities
-    from temporal_flow.errors import CANCEL_REQUESTED, SUPERSEDED
+    from temporal_flow.ids import is_shadow
     from temporal_flow.types import (
         RegistryRenewResult,
         RenewInput,
@@ -57,11 +58,6 @@ STEP_OF_ACTIVITY = {
     "registry_renew": Step.RENEW,
 }
 SIDE_EFFECTS = frozenset({"billing_charge", "registry_renew"})
-SHADOW_PREFIX = "shadow:"
-
-
-def _is_shadow(workflow_id: str | None) -> bool:
-    return (workflow_id or "").startswith(SHADOW_PREFIX)
 
 
 def _error_code(exc: BaseException) -> str:
@@ -130,7 +126,7 @@ class _StepSyncActivityInbound(ActivityInboundInterceptor):
         info = activity.info()
         step = STEP_OF_ACTIVITY.get(info.activity_type)
         operation_id = getattr(input.args[0], "operation_id", None) if input.args else None
-        if step is None or operation_id is None or _is_shadow(info.workflow_id):
+        if step is None or operation_id is None or is_shadow(info.workflow_id):
             return await super().execute_activity(input)
         wid, rid = info.workflow_id or "", info.workflow_run_id or ""
         at = operations.StepOf(operation_id, step, info.attempt, wid, rid)
@@ -207,7 +203,7 @@ class _GateActivityInbound(ActivityInboundInterceptor):
             info.activity_type not in SIDE_EFFECTS
             or may_have_renewed
             or operation_id is None
-            or _is_shadow(info.workflow_id)
+            or is_shadow(info.workflow_id)
         ):
             return await super().execute_activity(input)
         gate = await operations.gate(self.pool, operation_id)

@@ -6,24 +6,26 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from renewals.domains import tld_of
+from temporal_flow.ids import plan_of
 from temporal_flow.types import PlanInput
 
 _INSERT = """
-INSERT INTO shadow_plans (idempotency_key, operation_id, workflow_id, domain, tld, years,
+INSERT INTO shadow_plans (idempotency_key, plan, operation_id, workflow_id, domain, tld, years,
                           registry_expiry, premium, would_charge_cents, currency,
                           expected_new_expiry, verdict, refusal)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (idempotency_key) DO NOTHING
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (idempotency_key, plan) DO NOTHING
 """
 
 
 async def record_plan(pool: AsyncConnectionPool, inp: PlanInput) -> None:
-    """Store the plan; a replayed plan changes nothing."""
+    """Store the plan (the first, or the A/A sample's second); a replayed one changes nothing."""
     async with pool.connection() as conn:
         await conn.execute(
             _INSERT,
             (
                 inp.idempotency_key,
+                plan_of(inp.workflow_id),
                 inp.operation_id,
                 inp.workflow_id,
                 inp.domain,

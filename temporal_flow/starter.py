@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from temporalio.client import Client, TLSConfig
@@ -17,7 +18,7 @@ from renewals.domains import tld_of
 from renewals.model import RenewalRequest
 from renewals.settings import Settings
 from temporal_flow import search_attributes as sa
-from temporal_flow.interceptors import SHADOW_PREFIX
+from temporal_flow.ids import workflow_id
 from temporal_flow.types import RenewInput, RunMode
 from temporal_flow.workflows import RenewDomain
 
@@ -38,9 +39,10 @@ async def connect(settings: Settings) -> Client:
     )
 
 
-def workflow_id(idempotency_key: str, mode: RunMode) -> str:
-    """The live workflow id is the idempotency key; a shadow plan's cannot collide with it."""
-    return f"{SHADOW_PREFIX}{idempotency_key}" if mode == RunMode.SHADOW else idempotency_key
+def in_aa_sample(idempotency_key: str, share: float) -> bool:
+    """Whether a shadow renewal gets a second plan: a stable draw on its key."""
+    draw = int.from_bytes(hashlib.sha256(idempotency_key.encode()).digest()[:8], "big")
+    return draw < share * 2**64
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,12 @@ class Started:
     existing: bool  # the key already had a run (running or closed): nothing new was started
 
 
-async def start_renewal(client: Client, task_queue: str, inp: RenewInput) -> Started:
-    """Start RenewDomain once per key: a key that has a run, running or finished, starts
-    nothing (`existing`, with that run's id)."""
-    wid = workflow_id(inp.idempotency_key, inp.mode)
+async def start_renewal(
+    client: Client, task_queue: str, inp: RenewInput, plan: str = "a"
+) -> Started:
+    """Start RenewDomain once per key (and plan): a key that has a run, running or finished,
+    starts nothing (`existing`, with that run's id)."""
+    wid = workflow_id(inp.idempotency_key, inp.mode, plan)
     attributes = TypedSearchAttributes(
         [
             SearchAttributePair(sa.TLD, tld_of(inp.domain)),

@@ -18,17 +18,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from renewals.model import add_years
-    from temporal_flow.activities import RenewalActivities
-    from temporal_flow.errors import (
+    from renewals.outcomes import (
         CANCEL_REQUESTED,
         EXPIRY_MISMATCH,
         RATE_LIMITED,
         RENEW_IN_FLIGHT,
         RENEW_PROHIBITED,
-        RENEW_REFUSALS,
         RENEWED_ELSEWHERE,
         SUPERSEDED,
     )
+    from temporal_flow.activities import RenewalActivities
+    from temporal_flow.errors import RENEW_REFUSALS
     from temporal_flow.policies import (
         BILLING_RETRY,
         REGISTRY_RETRY,

@@ -50,6 +50,22 @@ def _plan(conn: psycopg.Connection[Any], key: str, domain: str) -> None:
     )
 
 
+def _compare(
+    conn: psycopg.Connection[Any],
+    key: str,
+    created: dt.datetime,
+    cls: str,
+    run_id: int | None,
+    pair: str = "legacy",
+) -> None:
+    """A shadow comparison as the reconciler stores it (decided by `run_id` unless pending)."""
+    conn.execute(
+        "INSERT INTO shadow_comparisons (idempotency_key, pair, tld, created_at, class,"
+        " decided_run_id, updated_run_id) VALUES (%s, %s, 'de', %s, %s, %s, %s)",
+        (key, pair, created, cls, None if cls == "pending" else run_id, run_id),
+    )
+
+
 def _run(
     conn: psycopg.Connection[Any], kind: str, since: dt.datetime, counts: dict[str, int]
 ) -> int:
@@ -86,7 +102,8 @@ def seed(dsn: str) -> Seeded:
     - .fr legacy: done in 10, 20, 30 s, failed in 40 s (p50 25 s, p95 38.5 s, p99 39.7 s);
     - .fr temporal: done in 2 and 4 s, one still doing (p50 3 s);
     - .info temporal: done in 1..5 s (p50 3 s, p95 4.8 s);
-    - .de legacy with shadow plans: 4 compared, 1 mismatch (75%), 1 pending;
+    - .de legacy with shadow plans: 4 compared, 1 mismatch (75%), 1 pending, 1 not comparable
+      (legacy rate limited until it failed), 1 A/A pair that agreed;
     - a legacy operation of a hostile TLD; findings whose summaries carry markup.
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -99,6 +116,8 @@ def seed(dsn: str) -> Seeded:
                 domain = f"old{day}-{i}.de"
                 key = _op(conn, f"op-old{day}-{i}", domain, "legacy", "done", since, 5)
                 _plan(conn, key, domain)
+                cls = "business_mismatch" if i < mismatched else "agree"
+                _compare(conn, key, since, cls, run_id)
                 if i < mismatched:
                     _finding(
                         conn,
@@ -143,6 +162,10 @@ def seed(dsn: str) -> Seeded:
                 3 if i < 4 else None,
             )
             _plan(conn, key, domain)
+            cls = ("business_mismatch", "agree", "agree", "agree", "pending")[i]
+            _compare(conn, key, at, cls, run_id)
+            if i == 1:  # the A/A sample: a second plan that agreed with the first
+                _compare(conn, key, at, "agree", run_id, pair="aa")
             if i == 0:
                 _finding(
                     conn,
@@ -154,6 +177,12 @@ def seed(dsn: str) -> Seeded:
                     f"{domain}: Temporal plan differs | `premium`",
                     run_id,
                 )
+        busy = _op(conn, "op-de-busy", "busy.de", "legacy", "failed", at, 9)
+        conn.execute(
+            "UPDATE operations SET error_code = 'rate_limited' WHERE operation_id = 'op-de-busy'"
+        )
+        _plan(conn, busy, "busy.de")
+        _compare(conn, busy, at, "not_comparable", run_id)  # legacy's own transient failure
         _op(conn, "op-hostile", "x.com", "legacy", "done", at, 7, tld=HOSTILE_TLD)
         _finding(
             conn,

@@ -31,6 +31,11 @@ def _text(result: DemoResult) -> str:
         "findings: " + (", ".join(f"{k} {v}" for k, v in doc["findings"].items()) or "none")
     )
     lines += [f"  {'ok  ' if ok else 'FAIL'} {name}" for name, ok in doc["invariants"].items()]
+    lines.append("readiness (dualrun rollout status / next):")
+    lines += [
+        f"  .{tld:<5} {r['verdict']:<9} rollout next {r['rollout_next']}"
+        for tld, r in doc["rollout"].items()
+    ]
     lines.append(f"report: {doc['report']}")
     if doc.get("temporal_ui"):
         lines.append(f"Temporal Web UI: {doc['temporal_ui']} (stack left up: dualrun stack down)")

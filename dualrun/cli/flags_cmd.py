@@ -16,8 +16,11 @@ from dualrun.flags import server_url
 from dualrun.flags.admin import UnleashAdmin
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import check_change
+from dualrun.rollout.actions import current
+from dualrun.rollout.events import Position, RolloutEvent, os_actor, record
 from dualrun.wiring import started_chain
-from renewals.errors import ConfigError, InvalidInput
+from renewals.db.pool import async_pool
+from renewals.errors import ConfigError, DualrunError, InvalidInput
 from renewals.model import Mode
 from renewals.settings import Settings
 
@@ -92,10 +95,28 @@ def set_cmd(app: AppContext, tld: str, mode: str, rollout_raw: str | None, as_js
     updates them otherwise. Without --rollout a TLD already routed keeps its percentage.
     """
     change = check_change(tld, mode, _rollout(rollout_raw), app.settings.tlds)
+    before = asyncio.run(current(app.settings))[change.tld]
     rule, changed, target = set_rule(app.settings, change)
     doc = {**rule.as_dict(), "changed": changed, "target": target}
     word = "set" if changed else "unchanged"
     emit(doc, as_json, f".{rule.tld}: {rule.mode.value} {rule.rollout}% ({word}, {target})")
+    if changed:
+        event = RolloutEvent(rule.tld, "set", os_actor(), before, Position.of(rule))
+        asyncio.run(_record(app.settings, event))
+
+
+async def _record(settings: Settings, event: RolloutEvent) -> None:
+    """Record a flag change as a rollout event (the change itself is made: say so if not)."""
+    try:
+        pool = await async_pool(settings.dsn, max_size=1, name="dualrun-flags", timeout_s=5)
+    except Exception as exc:
+        raise DualrunError(
+            f"the flag was changed, but its rollout event could not be recorded ({exc})"
+        ) from None
+    try:
+        await record(pool, event)
+    finally:
+        await pool.close()
 
 
 def _switch(app: AppContext, enabled: bool, as_json: bool) -> None:

@@ -23,6 +23,7 @@ from dualrun.cli import (
     relaunch_cmd,
     renewal_cmd,
     report_cmd,
+    rollout_cmd,
     route_cmd,
     serve_cmd,
     sim_cmd,
@@ -59,6 +60,7 @@ COMMAND_MODULES = (
     demo_cmd,
     report_cmd,
     relaunch_cmd,
+    rollout_cmd,
 )
 for _module in COMMAND_MODULES:
     for _command in _module.COMMANDS:

@@ -12,6 +12,8 @@ import click
 
 from dualrun.cli.context import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
+from dualrun.rollout.guard import guard
+from dualrun.rollout.guard import prime as prime_rollbacks
 from dualrun.wiring import reconciler, stop_on_signals, write_report
 from reconciler.model import RunSummary, Window
 from reconciler.report.model import UNCHECKED_BECAUSE
@@ -163,7 +165,8 @@ def scheduler(
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
-    """Run the nightly reconciliation and the duplicate sweep on a schedule (replica-safe)."""
+    """Run the nightly reconciliation and the duplicate sweep on a schedule (replica-safe); after
+    each sweep, the rollout guard (`dualrun rollout guard`)."""
     hour, minute = _clock(nightly_at)
     try:
         config = ScheduleConfig(hour, minute, timezone, sweep_every, catch_up_days)
@@ -175,7 +178,13 @@ def scheduler(
     async def run() -> None:
         stop = stop_on_signals()
         async with reconciler(app.settings, stuck_after=dt.timedelta(minutes=stuck_after)) as rec:
-            await serve(rec, config, stop, partial(write_report, app.settings, rec.pool))
+            prime_rollbacks(app.settings.tlds)
+
+            async def guard_after_sweep(_: RunSummary) -> None:
+                await guard(rec.pool, app.settings)  # the kill switch, within one sweep
+
+            report = partial(write_report, app.settings, rec.pool)
+            await serve(rec, config, stop, report, guard_after_sweep)
 
     asyncio.run(run())
 

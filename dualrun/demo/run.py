@@ -18,12 +18,14 @@ from dualrun.demo.plan import FLAGS, DemoConfig, Domains, make_domains
 from dualrun.demo.processes import EngineProcesses
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import RuleChange
+from dualrun.rollout.actions import current, verdicts
 from dualrun.wiring import migrate_for, reconciler, renewal_service, write_report
 from ops import stack
 from ops.legacy_engine.autorenew import create_batch
 from ops.processes import ServiceStatus
 from ops.registry_sim.admin import SimAdmin
 from reconciler.model import Window
+from reconciler.report.verdict import Verdict
 from renewals.db.pool import async_pool
 from renewals.model import Mode
 from renewals.settings import Settings
@@ -166,6 +168,7 @@ async def conclude(
         figures = await summary.engines(rec.pool, domains.run)
         plans = await summary.shadow_plans(rec.pool, domains.run)
         reports = await write_report(settings, rec.pool, reconciled)
+        rollout = await _rollout(rec.pool, settings)
     shadow_expected = sum(1 for r in domains.routed if FLAGS[r.tld][0] == Mode.SHADOW)
     document: dict[str, Any] = {
         "run": domains.run,
@@ -174,6 +177,7 @@ async def conclude(
         "reconciliation_run": reconciled.run_id,
         "shadow_plans": plans,
         "invariants": summary.invariants(figures, reconciled, duplicated, shadow_expected, plans),
+        "rollout": rollout,
     }
     out = settings.reports_dir / f"demo-{domains.run}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +185,24 @@ async def conclude(
     document["report"] = str(reports["html"]) if reports and "html" in reports else str(out)
     document["summary_file"] = str(out)
     return document
+
+
+async def _rollout(pool: Any, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each TLD's verdict after the burst, and what `dualrun rollout next` would do."""
+    steps = await current(settings)
+    _, found = await verdicts(pool, settings)
+    out = {}
+    for tld, at in steps.items():
+        r = found[tld]
+        if r.verdict == Verdict.READY:
+            would = f"moves .{tld} {r.current} → {r.next}"
+        elif r.verdict == Verdict.COMPLETE:
+            would = f"nothing further: .{tld} is complete, legacy can be retired for it"
+        else:
+            would = f"refuses ({r.verdict.value}): " + "; ".join(r.reasons)
+        out[tld] = {"step": at.as_dict(), "verdict": r.verdict.value, "next": r.next,
+                    "rollout_next": would, "checklist": list(r.checklist)}  # fmt: skip
+    return out
 
 
 def run_demo(settings: Settings, config: DemoConfig, keep: bool, say: Say) -> DemoResult:

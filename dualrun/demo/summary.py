@@ -39,7 +39,7 @@ async def open_count(pool: AsyncConnectionPool, run: str) -> tuple[int, int]:
 async def shadow_plans(pool: AsyncConnectionPool, run: str) -> int:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT count(*) FROM shadow_plans WHERE domain LIKE %s", (f"m{run}-%",)
+            "SELECT count(*) FROM shadow_plans WHERE domain LIKE %s AND plan = 'a'", (f"m{run}-%",)
         )
         row = await cur.fetchone()
     return int(row[0]) if row else 0

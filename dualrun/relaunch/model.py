@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renewals.errors import InvalidInput
+from renewals.outcomes import BUSINESS_REFUSALS
 
 STATUSES = ("failed", "stuck")
 DEFAULT_WINDOW = dt.timedelta(days=1)
@@ -16,22 +17,8 @@ DEFAULT_STUCK_AFTER_MIN = 30.0
 DEFAULT_RATE = 10.0
 MAX_RATE = 10_000.0
 
-# Business refusals (Temporal error types, legacy error codes): a relaunch would be refused again.
-REFUSALS = frozenset(
-    {
-        "ExpiryMismatch",
-        "RenewProhibited",
-        "DomainNotFound",
-        "PolicyRefused",
-        "BillingConflict",
-        "CancelRequested",
-        "RenewedElsewhere",
-        "expiry_mismatch",
-        "renew_prohibited",
-        "domain_not_found",
-        "policy_refused",
-    }
-)
+# Business outcomes (Temporal error types, legacy error codes): a relaunch would end the same.
+REFUSALS = BUSINESS_REFUSALS
 
 
 def parse_time(raw: str | None, name: str) -> dt.datetime | None:

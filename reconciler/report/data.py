@@ -20,12 +20,14 @@ from reconciler.report.model import (
     Figures,
     FindingRow,
     HistoryPoint,
+    RolloutRow,
     RunInfo,
     ShadowFigures,
     Trail,
 )
 from renewals.errors import DualrunError
 from renewals.operations import TERMINAL_SQL
+from renewals.outcomes import TRANSIENT
 
 MAX_FINDINGS = 200  # listed in the report; the counts cover them all
 
@@ -51,13 +53,14 @@ ORDER BY (kind <> 'sweep') DESC, (status <> 'running') DESC, run_id DESC LIMIT 1
 """
 _VOLUMES = f"""
 WITH o AS (
-    SELECT tld, engine, status,
+    SELECT tld, engine, status, error_code,
            CASE WHEN finished_at IS NOT NULL
                 THEN extract(epoch FROM finished_at - created_at)::float8 END AS secs
     FROM operations WHERE created_at >= %(since)s AND created_at < %(until)s)
 SELECT tld, engine, count(*) AS total,
        count(*) FILTER (WHERE status = 'done') AS done,
        count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'failed' AND error_code = ANY(%(transient)s)) AS transient,
        count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
        count(*) FILTER (WHERE status NOT IN {TERMINAL_SQL}) AS open,
        count(secs) AS finished, min(secs) AS min, max(secs) AS max,
@@ -84,18 +87,24 @@ FROM findings WHERE first_run_id = %(run)s OR last_run_id = %(run)s
 ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, finding_key
 LIMIT %(limit)s
 """
+# Shadow comparisons of the window's legacy operations, each counted in the class it had at the
+# run (decided by then), else pending; plans against legacy, and the A/A sample's plan pairs.
 _SHADOW = """
-SELECT o.tld,
-       count(DISTINCT p.idempotency_key) FILTER (WHERE o.status IN ('done', 'failed')) AS compared,
-       count(DISTINCT f.finding_key) FILTER (WHERE o.status IN ('done', 'failed')) AS mismatched,
-       count(DISTINCT p.idempotency_key) FILTER (WHERE o.status NOT IN ('done', 'failed')
-                                                   AND o.status <> 'cancelled') AS pending
-FROM operations o
-JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key
-LEFT JOIN findings f ON f.finding_key = 'shadow_mismatch:' || p.idempotency_key
-                    AND f.first_run_id <= %(run)s
-WHERE o.engine = 'legacy' AND o.created_at >= %(since)s AND o.created_at < %(until)s
-GROUP BY o.tld ORDER BY o.tld
+SELECT tld,
+       count(*) FILTER (WHERE pair = 'legacy' AND decided AND class = 'agree') AS agreed,
+       count(*) FILTER (WHERE pair = 'legacy' AND decided
+                        AND class = 'business_mismatch') AS mismatched,
+       count(*) FILTER (WHERE pair = 'legacy' AND decided
+                        AND class = 'not_comparable') AS not_comparable,
+       count(*) FILTER (WHERE pair = 'legacy' AND NOT decided) AS pending,
+       count(*) FILTER (WHERE pair = 'aa' AND decided
+                        AND class IN ('agree', 'business_mismatch')) AS aa_compared,
+       count(*) FILTER (WHERE pair = 'aa' AND decided
+                        AND class = 'business_mismatch') AS aa_mismatched
+FROM (SELECT *, class <> 'pending' AND decided_run_id <= %(run)s AS decided
+      FROM shadow_comparisons
+      WHERE created_at >= %(since)s AND created_at < %(until)s) c
+GROUP BY tld ORDER BY tld
 """
 _HISTORY_RUNS = """
 SELECT run_id, kind, window_start AS since, window_end AS until FROM reconciliation_runs
@@ -109,15 +118,13 @@ JOIN findings f ON f.first_run_id = r.run_id OR f.last_run_id = r.run_id
 GROUP BY r.run_id, f.severity
 """
 _HISTORY_SHADOW = """
-SELECT r.run_id, o.tld, count(DISTINCT p.idempotency_key) AS compared,
-       count(DISTINCT f.finding_key) AS mismatched
+SELECT r.run_id, c.tld,
+       count(*) FILTER (WHERE c.class IN ('agree', 'business_mismatch')) AS compared,
+       count(*) FILTER (WHERE c.class = 'business_mismatch') AS mismatched
 FROM reconciliation_runs r
-JOIN operations o ON o.created_at >= r.window_start AND o.created_at < r.window_end
-JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key
-LEFT JOIN findings f ON f.finding_key = 'shadow_mismatch:' || p.idempotency_key
-                    AND f.first_run_id <= r.run_id
-WHERE r.run_id = ANY(%(ids)s) AND o.engine = 'legacy' AND o.status IN ('done', 'failed')
-GROUP BY r.run_id, o.tld
+JOIN shadow_comparisons c ON c.created_at >= r.window_start AND c.created_at < r.window_end
+WHERE r.run_id = ANY(%(ids)s) AND c.pair = 'legacy' AND c.decided_run_id <= r.run_id
+GROUP BY r.run_id, c.tld
 """
 # The distinct operations of the last runs' windows (windows of manual reruns may overlap).
 _TRAIL_OPS = """
@@ -129,16 +136,26 @@ o AS (SELECT * FROM operations o  -- the outer bounds let the created_at index n
                                       AND o.created_at < w.window_end))
 SELECT o.tld,
        count(*) FILTER (WHERE o.engine = 'temporal' AND o.status = 'done') AS temporal_done,
-       count(*) FILTER (WHERE o.engine = 'temporal' AND o.status = 'failed') AS temporal_failed,
-       count(DISTINCT p.idempotency_key) FILTER (WHERE o.engine = 'legacy'
-                                                   AND o.status IN ('done', 'failed')) AS compared,
-       count(DISTINCT f.finding_key) FILTER (WHERE o.engine = 'legacy'
-                                               AND o.status IN ('done', 'failed')) AS mismatched
-FROM o
-LEFT JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key
-LEFT JOIN findings f ON f.finding_key = 'shadow_mismatch:' || p.idempotency_key
-                    AND f.first_run_id <= %(run)s
-GROUP BY o.tld
+       count(*) FILTER (WHERE o.engine = 'temporal' AND o.status = 'failed') AS temporal_failed
+FROM o GROUP BY o.tld
+"""
+# The shadow comparisons of the last runs' windows, decided by the latest of them.
+_TRAIL_SHADOW = """
+WITH w AS (SELECT window_start, window_end FROM reconciliation_runs WHERE run_id = ANY(%(ids)s))
+SELECT c.tld,
+       count(*) FILTER (WHERE c.pair = 'legacy'
+                        AND c.class IN ('agree', 'business_mismatch')) AS compared,
+       count(*) FILTER (WHERE c.pair = 'legacy' AND c.class = 'business_mismatch') AS mismatched,
+       count(*) FILTER (WHERE c.pair = 'aa'
+                        AND c.class IN ('agree', 'business_mismatch')) AS aa_compared,
+       count(*) FILTER (WHERE c.pair = 'aa' AND c.class = 'business_mismatch') AS aa_mismatched
+FROM shadow_comparisons c
+WHERE c.decided_run_id <= %(run)s
+  AND c.created_at >= (SELECT min(window_start) FROM w)
+  AND c.created_at < (SELECT max(window_end) FROM w)
+  AND EXISTS (SELECT 1 FROM w WHERE c.created_at >= w.window_start
+                                AND c.created_at < w.window_end)
+GROUP BY c.tld
 """
 # A finding belongs to the last runs when its life (first..last run) overlaps them.
 _TRAIL_CRITICAL = """
@@ -184,7 +201,8 @@ async def _engines(conn: AsyncConnection[Any], run: RunInfo) -> tuple[EngineFigu
     for r in await _rows(conn, _FINDINGS_BY_ENGINE, run=run.run_id):
         found[(r["tld"], r["engine"])][r["kind"]] = int(r["n"])
     out: dict[tuple[str, str], EngineFigures] = {}
-    for r in await _rows(conn, _VOLUMES, since=run.since, until=run.until):
+    transient = sorted(TRANSIENT)
+    for r in await _rows(conn, _VOLUMES, since=run.since, until=run.until, transient=transient):
         key = (r["tld"], r["engine"])
         out[key] = EngineFigures(
             r["tld"],
@@ -196,6 +214,7 @@ async def _engines(conn: AsyncConnection[Any], run: RunInfo) -> tuple[EngineFigu
             open=int(r["open"]),
             durations=_durations(r),
             findings=found[key],
+            transient=int(r["transient"]),
         )
     for (tld, engine), kinds in found.items():  # findings of an engine without operations
         out.setdefault((tld, engine), EngineFigures(tld, engine, findings=kinds))
@@ -224,16 +243,29 @@ async def _trail(
         return ()
     ids = [p.run_id for p in history]
     by_tld: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in await _rows(conn, _TRAIL_OPS, ids=ids, run=run_id):
+    for r in await _rows(conn, _TRAIL_OPS, ids=ids):
         by_tld[r["tld"]].update(
-            temporal_done=r["temporal_done"],
-            temporal_failed=r["temporal_failed"],
+            temporal_done=r["temporal_done"], temporal_failed=r["temporal_failed"]
+        )
+    for r in await _rows(conn, _TRAIL_SHADOW, ids=ids, run=run_id):
+        by_tld[r["tld"]].update(
             shadow_compared=r["compared"],
             shadow_mismatched=r["mismatched"],
+            aa_compared=r["aa_compared"],
+            aa_mismatched=r["aa_mismatched"],
         )
     for r in await _rows(conn, _TRAIL_CRITICAL, first=min(ids), last=max(ids)):
         by_tld[r["tld"]].update(critical=r["critical"], critical_legacy=r["critical_legacy"])
     return tuple(Trail(tld, len(ids), **by_tld[tld]) for tld in sorted(by_tld))
+
+
+_ROLLOUTS = """
+SELECT at, tld, action, actor, from_mode, from_rollout, to_mode, to_rollout, verdict, run_id,
+       forced, reason, findings
+FROM rollout_events WHERE at <= coalesce(%(until)s, now())
+ORDER BY event_id DESC LIMIT %(limit)s
+"""
+MAX_ROLLOUTS = 100
 
 
 async def collect(pool: AsyncConnectionPool, run_id: int, *, runs: int = 7) -> Figures:
@@ -243,13 +275,25 @@ async def collect(pool: AsyncConnectionPool, run_id: int, *, runs: int = 7) -> F
         run = await run_info(conn, run_id)
         engines = await _engines(conn, run)
         shadow = tuple(
-            ShadowFigures(r["tld"], r["compared"], r["mismatched"], r["pending"])
+            ShadowFigures(
+                r["tld"],
+                r["agreed"] + r["mismatched"],
+                r["mismatched"],
+                r["pending"],
+                r["not_comparable"],
+                r["aa_compared"],
+                r["aa_mismatched"],
+            )
             for r in await _rows(conn, _SHADOW, run=run_id, since=run.since, until=run.until)
         )
         kinds = await _rows(conn, _KINDS, run=run_id)
         rows = await _rows(conn, _FINDINGS, run=run_id, limit=MAX_FINDINGS)
         history = await _history(conn, run_id, runs)
         trail = await _trail(conn, run_id, history)
+        rollouts = tuple(
+            RolloutRow(**{**r, "findings": tuple(r["findings"] or ())})
+            for r in await _rows(conn, _ROLLOUTS, until=run.finished_at, limit=MAX_ROLLOUTS)
+        )
     findings = tuple(
         FindingRow(**{**r, "operation_ids": tuple(r["operation_ids"] or ())}) for r in rows
     )
@@ -257,4 +301,6 @@ async def collect(pool: AsyncConnectionPool, run_id: int, *, runs: int = 7) -> F
     severities: dict[str, int] = defaultdict(int)
     for r in kinds:
         severities[r["severity"]] += int(r["n"])
-    return Figures(run, engines, shadow, findings, by_kind, dict(severities), history, trail)
+    return Figures(
+        run, engines, shadow, findings, by_kind, dict(severities), history, trail, rollouts
+    )

@@ -38,9 +38,10 @@ class Report:
                 "flag": {"mode": flag.mode, "rollout": flag.rollout} if flag else None,
                 "trail": f.trail_of(tld).as_dict(),
                 "readiness": readiness.as_dict() if readiness else None,
+                "rollouts": [e.as_dict() for e in f.rollouts if e.tld == tld],
             }
         return {
-            "report_version": 1,
+            "report_version": 2,
             "generated_at": self.generated_at.isoformat(),
             "run": f.run.as_dict(),
             "thresholds": self.thresholds.as_dict(),

@@ -87,11 +87,17 @@ class EngineFigures:
     open: int = 0
     durations: Durations = field(default_factory=Durations)
     findings: Mapping[str, int] = field(default_factory=dict)
+    transient: int = 0  # failed on a transient failure (rate limited, unavailable, timeout)
 
     @property
     def success_rate(self) -> float | None:
         """done / (done + failed); cancelled and unfinished operations are left out."""
         return rate(self.done, self.done + self.failed)
+
+    @property
+    def transient_rate(self) -> float | None:
+        """Transient failures / (done + failed): the engine's or its provider's share."""
+        return rate(self.transient, self.done + self.failed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +109,8 @@ class EngineFigures:
             "cancelled": self.cancelled,
             "open": self.open,
             "success_rate": self.success_rate,
+            "transient_failures": self.transient,
+            "transient_failure_rate": self.transient_rate,
             "durations_s": self.durations.as_dict(),
             "findings": dict(sorted(self.findings.items())),
         }
@@ -110,20 +118,30 @@ class EngineFigures:
 
 @dataclass(frozen=True)
 class ShadowFigures:
-    """Legacy operations of a TLD that have a shadow plan: compared (legacy done or failed),
-    mismatched (a `shadow_mismatch` finding), pending (legacy not finished yet)."""
+    """A TLD's shadow comparisons (reconciler/shadow.py): compared (agree or business
+    mismatch), mismatched, pending, not comparable (a transient failure on either side), and
+    the A/A sample's plan pairs (their mismatches: the comparator's noise)."""
 
     tld: str
     compared: int = 0
     mismatched: int = 0
     pending: int = 0
+    not_comparable: int = 0
+    aa_compared: int = 0
+    aa_mismatched: int = 0
 
     @property
     def match_rate(self) -> float | None:
+        """agree / (agree + business mismatch): not comparable and pending left out."""
         return rate(self.compared - self.mismatched, self.compared)
 
+    @property
+    def noise_rate(self) -> float | None:
+        """Mismatches between two plans of one renewal, percent."""
+        return rate(self.aa_mismatched, self.aa_compared)
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "match_rate": self.match_rate}
+        return {**asdict(self), "match_rate": self.match_rate, "noise_rate": self.noise_rate}
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,8 @@ class Trail:
     temporal_failed: int = 0
     shadow_compared: int = 0
     shadow_mismatched: int = 0
+    aa_compared: int = 0
+    aa_mismatched: int = 0
     critical: int = 0  # critical findings not on legacy alone: they block the next step
     critical_legacy: int = 0  # legacy's own (the reason for the move): shown, never blocking
 
@@ -190,11 +210,17 @@ class Trail:
     def shadow_match(self) -> float | None:
         return rate(self.shadow_compared - self.shadow_mismatched, self.shadow_compared)
 
+    @property
+    def noise(self) -> float | None:
+        """The comparator's noise: A/A plan pairs that disagreed, percent."""
+        return rate(self.aa_mismatched, self.aa_compared)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "temporal_success_rate": self.temporal_success,
             "shadow_match_rate": self.shadow_match,
+            "noise_rate": self.noise,
         }
 
 
@@ -230,6 +256,51 @@ class FlagInfo:
 
 
 @dataclass(frozen=True)
+class RolloutRow:
+    """A flag change recorded by `dualrun rollout` or `dualrun flags set`."""
+
+    at: dt.datetime
+    tld: str
+    action: str
+    actor: str
+    from_mode: str | None
+    from_rollout: int | None
+    to_mode: str
+    to_rollout: int | None
+    verdict: str | None
+    run_id: int | None
+    forced: bool
+    reason: str | None
+    findings: tuple[str, ...]
+
+    @staticmethod
+    def label(mode: str | None, rollout: int | None) -> str:
+        if mode is None:
+            return "-"
+        return f"{mode} {rollout}%" if mode == "temporal" else mode
+
+    @property
+    def from_label(self) -> str:
+        return self.label(self.from_mode, self.from_rollout)
+
+    @property
+    def to_label(self) -> str:
+        return self.label(self.to_mode, self.to_rollout)
+
+    @property
+    def why(self) -> str:
+        parts = [self.reason or ""]
+        if self.findings:
+            parts.append(f"findings {', '.join(self.findings)}")
+        if self.run_id:
+            parts.append(f"run {self.run_id}")
+        return "; ".join(p for p in parts if p)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat(), "findings": list(self.findings)}
+
+
+@dataclass(frozen=True)
 class Figures:
     run: RunInfo
     engines: tuple[EngineFigures, ...]
@@ -239,6 +310,7 @@ class Figures:
     by_severity: Mapping[str, int]
     history: tuple[HistoryPoint, ...]
     trail: tuple[Trail, ...]
+    rollouts: tuple[RolloutRow, ...] = ()  # flag changes up to the run, newest first
 
     @property
     def findings_total(self) -> int:

@@ -10,12 +10,20 @@ from reconciler.report import charts
 from reconciler.report.charts import esc
 from reconciler.report.document import Report
 from reconciler.report.model import SEVERITIES
-from reconciler.report.render_md import ENGINE_HEADER, engine_rows, pct
+from reconciler.report.render_md import (
+    ENGINE_HEADER,
+    ROLLOUT_HEADER,
+    SHADOW_HEADER,
+    engine_rows,
+    rollout_rows,
+    shadow_rows,
+)
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 _CSS = """
-:root{--ready:#15803d;--hold:#b45309;--blocked:#b91c1c;--muted:#6b7280;--line:#e5e7eb}
+:root{--ready:#15803d;--hold:#b45309;--blocked:#b91c1c;--complete:#1d4ed8;--muted:#6b7280;
+--line:#e5e7eb}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;
 margin:0;background:#f9fafb}
@@ -26,7 +34,8 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
 .card{background:#fff;border:1px solid var(--line);border-left:6px solid var(--muted);
 border-radius:8px;padding:10px 12px}
 .card.ready{border-left-color:var(--ready)}.card.hold{border-left-color:var(--hold)}
-.card.blocked{border-left-color:var(--blocked)}
+.card.blocked{border-left-color:var(--blocked)}.card.complete{border-left-color:var(--complete)}
+.complete .verdict{color:var(--complete)}.card ul.checklist{list-style:"☐ "}
 .card .tld{font-size:18px;font-weight:700}.card .verdict{font-weight:700;text-transform:uppercase}
 .ready .verdict{color:var(--ready)}.hold .verdict{color:var(--hold)}
 .blocked .verdict{color:var(--blocked)}
@@ -70,11 +79,18 @@ def _readiness(report: Report) -> str:
     for r in report.readiness:
         step = f"{r.current or '?'} → {r.next}" if r.next else (r.current or "")
         reasons = "".join(f"<li>{esc(x)}</li>" for x in r.reasons)
+        checklist = "".join(f"<li>{esc(x)}</li>" for x in r.checklist)
+        retire = (
+            f'<p class="meta">Legacy can be retired for .{esc(r.tld)}:</p>'
+            f'<ul class="checklist">{checklist}</ul>'
+            if checklist
+            else ""
+        )
         cards.append(
             f'<div class="card {esc(r.verdict.value)}" data-tld="{esc(r.tld)}" '
             f'data-verdict="{esc(r.verdict.value)}"><div class="tld">.{esc(r.tld)}</div>'
             f'<div class="verdict">{esc(r.verdict.value)}</div>'
-            f'<div class="step">{esc(step)}</div><ul>{reasons}</ul></div>'
+            f'<div class="step">{esc(step)}</div><ul>{reasons}</ul>{retire}</div>'
         )
     return f'<div class="cards">{"".join(cards)}</div>'
 
@@ -126,16 +142,14 @@ def render_html(report: Report) -> str:
     )
     engines = table(ENGINE_HEADER, engine_rows(report), "engines")
     shadow = (
-        table(
-            ("TLD", "compared", "mismatched", "pending", "match"),
-            (
-                (f".{s.tld}", s.compared, s.mismatched, s.pending, pct(s.match_rate))
-                for s in f.shadow
-            ),
-            "shadow",
-        )
+        table(SHADOW_HEADER, shadow_rows(report), "shadow")
         if f.shadow
-        else "<p>No legacy operation of the window has a shadow plan.</p>"
+        else "<p>No legacy operation of the window was routed in shadow mode.</p>"
+    )
+    rollouts = (
+        table(ROLLOUT_HEADER, rollout_rows(report), "rollouts")
+        if f.rollouts
+        else "<p>No flag change recorded.</p>"
     )
     trend = table(
         ("run", "day", *SEVERITIES),
@@ -178,6 +192,7 @@ def render_html(report: Report) -> str:
 <section id="figures"><h2>Per TLD and engine</h2>{engines}</section>
 <section id="shadow"><h2>Shadow comparisons</h2>{shadow}</section>
 <section id="flags"><h2>Flag state</h2>{_flags(report)}</section>
+<section id="rollouts"><h2>Rollout history</h2>{rollouts}</section>
 <section id="findings"><h2>Findings by kind</h2>{_findings(report)}</section>
 <section id="trend"><h2>Last full runs</h2>{trend}</section>
 <footer>{esc(footer)}</footer>

@@ -11,7 +11,7 @@ from reconciler.report.document import Report
 from reconciler.report.model import SEVERITIES
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-VERDICT_MARK = {"ready": "🟢", "hold": "🟡", "blocked": "🔴"}
+VERDICT_MARK = {"ready": "🟢", "hold": "🟡", "blocked": "🔴", "complete": "✅"}
 
 
 def md(value: object) -> str:
@@ -32,16 +32,38 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
 
 
 ENGINE_HEADER = ("TLD", "engine", "total", "done", "failed", "cancelled", "open", "success",
-                 "p50", "p95", "p99", "findings")  # fmt: skip
+                 "transient failures", "p50", "p95", "p99", "findings")  # fmt: skip
 
 
 def engine_rows(report: Report) -> Iterable[Sequence[object]]:
     """One row per TLD and engine, the same in every format."""
     for e in report.figures.engines:
         yield (f".{e.tld}", e.engine, e.total, e.done, e.failed, e.cancelled, e.open,
-               pct(e.success_rate), secs(e.durations.p50), secs(e.durations.p95),
-               secs(e.durations.p99),
+               pct(e.success_rate), f"{e.transient} ({pct(e.transient_rate)})",
+               secs(e.durations.p50), secs(e.durations.p95), secs(e.durations.p99),
                ", ".join(f"{k} {n}" for k, n in sorted(e.findings.items())))  # fmt: skip
+
+
+SHADOW_HEADER = ("TLD", "agree + mismatch", "business mismatch", "match", "not comparable",
+                 "pending", "A/A pairs", "noise")  # fmt: skip
+
+
+def shadow_rows(report: Report) -> Iterable[Sequence[object]]:
+    """One row per TLD: the plans against legacy, and the A/A sample (the comparator's noise);
+    not comparable ones (a transient failure on either side) are shown, never counted as
+    disagreement."""
+    for s in report.figures.shadow:
+        yield (f".{s.tld}", s.compared, s.mismatched, pct(s.match_rate), s.not_comparable,
+               s.pending, s.aa_compared, pct(s.noise_rate))  # fmt: skip
+
+
+ROLLOUT_HEADER = ("when", "TLD", "action", "from", "to", "verdict", "by", "why")
+
+
+def rollout_rows(report: Report) -> Iterable[Sequence[object]]:
+    for e in report.figures.rollouts:
+        yield (f"{e.at:%Y-%m-%d %H:%M}", f".{e.tld}", e.action + (" (forced)" if e.forced else ""),
+               e.from_label, e.to_label, e.verdict or "-", e.actor, e.why)  # fmt: skip
 
 
 def _run_line(report: Report) -> str:
@@ -68,6 +90,7 @@ def render_md(report: Report) -> str:
     out += ["", "## Readiness for the next flag step", ""]
     for r in report.readiness:
         out.append(f"- {VERDICT_MARK[r.verdict.value]} **.{md(r.tld)}**: {md(r.line)}")
+        out += [f"  - [ ] {md(item)}" for item in r.checklist]
     out += ["", "## Flag state", ""]
     if report.flags.available:
         state = "enabled" if report.flags.enabled else "OFF (every new renewal goes to legacy)"
@@ -84,13 +107,14 @@ def render_md(report: Report) -> str:
     out += table(ENGINE_HEADER, engine_rows(report))
     out += ["", "## Shadow comparisons", ""]
     if f.shadow:
-        out += table(
-            ("TLD", "compared", "mismatched", "pending", "match"),
-            ((f".{s.tld}", s.compared, s.mismatched, s.pending, pct(s.match_rate))
-             for s in f.shadow),
-        )  # fmt: skip
+        out += table(SHADOW_HEADER, shadow_rows(report))
     else:
-        out.append("No legacy operation of the window has a shadow plan.")
+        out.append("No legacy operation of the window was routed in shadow mode.")
+    out += ["", "## Rollout history", ""]
+    if f.rollouts:
+        out += table(ROLLOUT_HEADER, rollout_rows(report))
+    else:
+        out.append("No flag change recorded.")
     out += ["", "## Findings by kind", ""]
     if f.by_kind:
         out += table(("kind", "count"), sorted(f.by_kind.items()))

@@ -3,11 +3,13 @@
 legacy → shadow → temporal 1% → 5% → 25% → 50% → 100%. Decided on the last full runs:
 
 - blocked: a critical finding not on legacy alone (legacy's own double charges are the reason
-  for the move, not against it), a shadow match rate or a Temporal success rate under its minimum;
+  for the move, not against it), a Temporal success rate under its minimum, or a shadow match
+  rate under its minimum by more than the comparator's measured noise (A/A plans);
 - hold: not enough to judge (too few shadow comparisons or Temporal renewals, no run, the flag
-  state unreadable, the run failed or could not make a check) or nothing further (temporal
-  100%);
-- ready: otherwise, with the figures that justify it.
+  state unreadable, the run failed or could not make a check);
+- ready: otherwise, with the figures that justify it;
+- complete: at temporal 100% with its last runs clean: legacy can be retired for the TLD (with
+  a checklist).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Verdict(StrEnum):
     READY = "ready"
     HOLD = "hold"
     BLOCKED = "blocked"
+    COMPLETE = "complete"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Readiness:
     current: str | None
     next: str | None
     reasons: tuple[str, ...]
+    checklist: tuple[str, ...] = ()  # complete: what retiring legacy for the TLD takes
 
     @property
     def severity(self) -> str:
@@ -100,8 +104,10 @@ class Readiness:
     def line(self) -> str:
         """e.g. `info: shadow match 99.97% over the last 7 runs, no critical finding → ready
         for temporal 1%`."""
-        if self.next is None:
-            target = "hold" if self.current else "hold: next step unknown"
+        if self.verdict == Verdict.COMPLETE:
+            target = f"complete at {self.current}: legacy can be retired"
+        elif self.next is None:
+            target = f"{self.verdict.value} at {self.current}" if self.current else "hold"
         elif self.verdict == Verdict.READY:
             target = f"ready for {self.next}"
         else:
@@ -116,6 +122,7 @@ class Readiness:
             "current": self.current,
             "next": self.next,
             "reasons": list(self.reasons),
+            "checklist": list(self.checklist),
             "line": self.line,
         }
 
@@ -142,9 +149,8 @@ def decide(
         return Readiness(trail.tld, Verdict.HOLD, None, None, ("flag state unavailable",))
     at = position(flag.mode, flag.rollout)
     current = Step(flag.mode, 100 if flag.rollout is None else flag.rollout).label
-    if at == len(LADDER) - 1:
-        return Readiness(trail.tld, Verdict.HOLD, current, None, (f"at {current}, the last step",))
-    following = LADDER[at + 1]
+    last = at == len(LADDER) - 1
+    following = None if last else LADDER[at + 1]
     blocked: list[str] = []
     held: list[str] = []
     fine: list[str] = []
@@ -160,16 +166,10 @@ def decide(
         blocked.append(f"{critical} critical finding{'s' * (critical > 1)} over {over}")
     elif trail.runs:
         fine.append("no critical finding")
-    if following.mode == "shadow":
+    if following is not None and following.mode == "shadow":
         fine.insert(0, "shadow mode only plans: customers see no change")
-    elif following.rollout == 1 and following.mode == "temporal" and at <= 1:
-        match = f"shadow match {_pct(trail.shadow_match)} over {over}"
-        if trail.shadow_compared < t.min_volume:
-            held.append(f"{trail.shadow_compared} shadow comparisons (min {t.min_volume})")
-        elif (trail.shadow_match or 0.0) < t.min_shadow_match:
-            blocked.insert(0, f"{match}, under the {t.min_shadow_match}% minimum")
-        else:
-            fine.insert(0, match)
+    elif following is not None and following.rollout == 1 and at <= 1:
+        _judge_shadow(trail, t, over, blocked, held, fine)
     else:
         success = f"Temporal success {_pct(trail.temporal_success)} over {over}"
         if trail.temporal_finished < t.min_volume:
@@ -182,6 +182,48 @@ def decide(
             fine.insert(0, f"{success} ({trail.temporal_finished} renewals)")
     if trail.critical_legacy:
         fine.append(f"{trail.critical_legacy} critical on legacy alone (not blocking)")
-    verdict = Verdict.BLOCKED if blocked else Verdict.HOLD if held else Verdict.READY
-    reasons = tuple(blocked + held + fine) if verdict != Verdict.READY else tuple(fine)
-    return Readiness(trail.tld, verdict, current, following.label, reasons)
+    done = Verdict.COMPLETE if last else Verdict.READY
+    verdict = Verdict.BLOCKED if blocked else Verdict.HOLD if held else done
+    reasons = tuple(blocked + held + fine) if verdict not in (Verdict.READY, done) else tuple(fine)
+    checklist = retirement_checklist(trail.tld) if verdict == Verdict.COMPLETE else ()
+    return Readiness(
+        trail.tld, verdict, current, following.label if following else None, reasons, checklist
+    )
+
+
+def _judge_shadow(
+    trail: Trail,
+    t: Thresholds,
+    over: str,
+    blocked: list[str],
+    held: list[str],
+    fine: list[str],
+) -> None:
+    """shadow → temporal 1%: the plans must agree with legacy; mismatches within the measured
+    noise of the comparator (two plans of one renewal disagreeing) never block."""
+    noise = trail.noise or 0.0
+    allowed = (100.0 - t.min_shadow_match) + noise
+    mismatch = 100.0 - (trail.shadow_match or 0.0)
+    match = f"shadow match {_pct(trail.shadow_match)} over {over}"
+    if trail.aa_compared:
+        match += f" (noise {_pct(trail.noise)} over {trail.aa_compared} A/A pairs)"
+    if trail.shadow_compared < t.min_volume:
+        held.append(f"{trail.shadow_compared} shadow comparisons (min {t.min_volume})")
+    elif mismatch > allowed + 1e-9:
+        limit = f"{t.min_shadow_match}% minimum" + (f" less {noise:.2f}% noise" if noise else "")
+        blocked.insert(0, f"{match}, under the {limit}")
+    else:
+        fine.insert(0, match)
+
+
+def retirement_checklist(tld: str) -> tuple[str, ...]:
+    """What retiring the legacy engine for a complete TLD takes (shown with the verdict)."""
+    return (
+        f"let every legacy operation of .{tld} still open finish, or requeue and drain it "
+        f"(`dualrun relaunch --tld {tld} --status stuck`)",
+        f"keep the .{tld} flag at temporal 100%: the kill switch (`dualrun flags off`) still "
+        "sends new renewals to legacy, so legacy must run until the flag is retired",
+        "export the flags as the router's bootstrap file (`dualrun flags export --output ...`)",
+        f"after a full month at 100% with the guard quiet (`dualrun rollout status`), remove "
+        f".{tld} from the legacy robots' scope and archive its legacy tasks",
+    )

@@ -110,6 +110,7 @@ async def async_pool(
     max_size: int = 10,
     name: str = "dualrun",
     autocommit: bool = False,
+    timeout_s: float = 30.0,
 ) -> AsyncConnectionPool:
     """An opened async pool; the caller closes it (`await pool.close()`).
 
@@ -127,5 +128,5 @@ async def async_pool(
         configure=_awatch,
         kwargs={"autocommit": autocommit},
     )
-    await pool.open(wait=True, timeout=30)
+    await pool.open(wait=True, timeout=timeout_s)
     return pool

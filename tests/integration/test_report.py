@@ -75,7 +75,10 @@ def test_json_figures_match_the_data(cli: Cli, seeded: Seeded) -> None:
     assert info["engines"]["temporal"]["durations_s"]["p95"] == 4.8
     assert info["engines"]["temporal"]["findings"] == {"double_charge": 1}
     assert de["shadow"] == {"tld": "de", "compared": 4, "mismatched": 1, "pending": 1,
-                            "match_rate": 75.0}  # fmt: skip
+                            "not_comparable": 1, "aa_compared": 1, "aa_mismatched": 0,
+                            "match_rate": 75.0, "noise_rate": 0.0}  # fmt: skip
+    busy = de["engines"]["legacy"]
+    assert (busy["transient_failures"], busy["transient_failure_rate"]) == (1, 20.0)
     assert doc["findings_by_kind"] == {"double_charge": 1, "duplicate_operation": 1,
                                        "shadow_mismatch": 1, "stuck_operation": 1}  # fmt: skip
     assert [p["shadow"]["de"]["match_rate"] for p in doc["history"]] == [100.0, 90.0, 75.0]
@@ -88,7 +91,7 @@ def test_json_figures_match_the_data(cli: Cli, seeded: Seeded) -> None:
         "eu": ("ready", "shadow"),
         "de": ("blocked", "temporal 1%"),
         "fr": ("hold", "temporal 25%"),  # 2 finished Temporal renewals, min 3
-        "info": ("hold", None),  # temporal 100%: the last step
+        "info": ("blocked", None),  # temporal 100%, but a critical finding on Temporal
     }
     assert fr["flag"] == {"mode": "temporal", "rollout": 5}
     assert doc["flags"]["source"] == "bootstrap"
@@ -98,7 +101,9 @@ def test_report_cli_formats_options_and_errors(cli: Cli, seeded: Seeded, tmp_pat
     """md/html/--output, the latest full run by default, thresholds, unknown run, bad format."""
     code, out, _ = cli("report", "--format", "md")
     assert code == 0 and out.startswith(f"# Reconciliation report: run {seeded.run_id} (manual)")
-    assert "| .fr | legacy | 4 | 3 | 1 | 0 | 0 | 75.00% | 25.00 s | 38.50 s | 39.70 s |" in out
+    assert ("| .fr | legacy | 4 | 3 | 1 | 0 | 0 | 75.00% | 0 (0.00%) | 25.00 s | 38.50 s"
+            " | 39.70 s |") in out  # fmt: skip
+    assert "| .de | 4 | 1 | 75.00% | 1 | 1 | 1 | 0.00% |" in out
     assert "&lt;img src=x onerror=alert(1)&gt;" in out and HOSTILE not in out
     target = tmp_path / "out" / "r.html"
     code, _, err = cli("report", "--run", str(seeded.previous[0]), "--format", "html",

@@ -99,7 +99,9 @@ async def check_reports(h: Harness, tmp_path: Path, cli: Cli) -> None:
     assert "temporal" not in fr and "legacy" not in info
     assert de["legacy"]["findings"] == {"shadow_mismatch": 1}
     assert doc["tlds"]["de"]["shadow"] == {"tld": "de", "compared": 2, "mismatched": 1,
-                                           "pending": 0, "match_rate": 50.0}  # fmt: skip
+                                           "pending": 0, "not_comparable": 0,
+                                           "aa_compared": 0, "aa_mismatched": 0,
+                                           "match_rate": 50.0, "noise_rate": None}  # fmt: skip
     rows = await h.query(
         "SELECT extract(epoch FROM finished_at - created_at)::float8 AS s FROM operations"
         " WHERE tld = 'info' AND engine = 'temporal'"

@@ -9,8 +9,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from renewals.billing import BillingLedger
+from renewals.outcomes import RATE_LIMITED
 from temporal_flow.activities import RenewalActivities
-from temporal_flow.errors import RATE_LIMITED
 from temporal_flow.types import RegistryRenewInput
 from tests.harness import TODAY, Harness
 

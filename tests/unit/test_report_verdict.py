@@ -54,8 +54,20 @@ CASES = [
      Verdict.HOLD, "temporal 1%", "no full reconciliation run"),
     ("flag state unreadable", GOOD_TEMPORAL, None, {},
      Verdict.HOLD, None, "flag state unavailable"),
-    ("top of the ladder", GOOD_TEMPORAL, flag("temporal", 100), {},
-     Verdict.HOLD, None, "the last step"),
+    ("top of the ladder, clean: complete", GOOD_TEMPORAL, flag("temporal", 100), {},
+     Verdict.COMPLETE, None, "Temporal success 99.50%"),
+    ("top of the ladder, too few renewals", Trail("fr", 7, temporal_done=50),
+     flag("temporal", 100), {}, Verdict.HOLD, None, "50 finished Temporal renewals"),
+    ("top of the ladder, a critical finding", Trail("fr", 7, 995, 5, critical=1),
+     flag("temporal", 100), {}, Verdict.BLOCKED, None, "1 critical finding over"),
+    ("shadow mismatches within the measured noise",
+     Trail("fr", 7, shadow_compared=1000, shadow_mismatched=8, aa_compared=200,
+           aa_mismatched=1), flag("shadow"), {}, Verdict.READY, "temporal 1%",
+     "noise 0.50% over 200 A/A pairs"),
+    ("shadow mismatches beyond the measured noise",
+     Trail("fr", 7, shadow_compared=1000, shadow_mismatched=12, aa_compared=200,
+           aa_mismatched=1), flag("shadow"), {}, Verdict.BLOCKED, "temporal 1%",
+     "under the 99.5% minimum less 0.50% noise"),
 ]  # fmt: skip
 
 
@@ -116,3 +128,11 @@ def test_thresholds_from_settings_then_options() -> None:
     with pytest.raises(ConfigError, match="DUALRUN_REPORT_RUNS"):
         Settings.from_env({"DUALRUN_REPORT_RUNS": "0"})
     assert Settings.from_env({"DUALRUN_STATE_DIR": "/srv/d"}).reports_dir == Path("/srv/d/reports")
+
+
+def test_complete_comes_with_a_retirement_checklist() -> None:
+    """A complete TLD's verdict says legacy can be retired, with what that takes."""
+    got = decide(GOOD_TEMPORAL, flag("temporal", 100), T)
+    assert got.verdict == Verdict.COMPLETE and "legacy can be retired" in got.line
+    assert any("flags export" in item for item in got.checklist)
+    assert decide(GOOD_TEMPORAL, flag("temporal", 50), T).checklist == ()
