@@ -82,7 +82,9 @@ class Settings:
     activity_timeout_s: float = 30.0
     registry_max_attempts: int = 8  # per registry call, 429s excepted; 0: retry forever
     webhook_url: Secret | None = None
-    api_token: Secret | None = None
+    api_token: Secret | None = None  # the HTTP API's write token (it reads too)
+    api_read_token: Secret | None = None  # the HTTP API's read-only token
+    metrics_require_token: bool = False  # /metrics answers only with a token when set
     tlds: frozenset[str] = DEFAULT_TLDS
     log_level: str = "info"
     log_format: str = "auto"
@@ -148,6 +150,7 @@ class Settings:
             self.unleash_admin_token,
             self.webhook_url,
             self.api_token,
+            self.api_read_token,
         ]
         return [v.reveal() for v in values if v is not None and v.reveal()]
 
@@ -291,6 +294,12 @@ class _Reader:
         key = self.get("TEMPORAL_TLS_CLIENT_KEY_PATH")
         bootstrap = self.get("DUALRUN_FLAGS_BOOTSTRAP")
         report_dir = self.get("DUALRUN_REPORT_DIR")
+        api_token = self.secret("DUALRUN_API_TOKEN")
+        api_read_token = self.secret("DUALRUN_API_READ_TOKEN")
+        if api_token is not None and api_token == api_read_token:
+            raise ConfigError(
+                "DUALRUN_API_READ_TOKEN", "must differ from DUALRUN_API_TOKEN (the write token)"
+            )
         return Settings(
             state_dir=state_dir,
             database_url=self.secret("DUALRUN_DATABASE_URL"),
@@ -326,7 +335,9 @@ class _Reader:
                 "DUALRUN_REGISTRY_MAX_ATTEMPTS", d["registry_max_attempts"], 0, 1000
             ),
             webhook_url=self.secret("DUALRUN_WEBHOOK_URL"),
-            api_token=self.secret("DUALRUN_API_TOKEN"),
+            api_token=api_token,
+            api_read_token=api_read_token,
+            metrics_require_token=self.boolean("DUALRUN_METRICS_REQUIRE_TOKEN"),
             tlds=tlds,
             log_level=(self.get("DUALRUN_LOG_LEVEL") or d["log_level"]).lower(),
             log_format=log_format,

@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dualrun.routing.store import OperationIdInUse
@@ -20,13 +20,47 @@ log = structlog.get_logger(__name__)
 
 
 class ErrorDetail(BaseModel):
-    code: str
-    field: str | None = None
-    message: str
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(description="stable, machine-readable", examples=["invalid_input"])
+    field: str | None = Field(description="the field or parameter at fault, when one is")
+    message: str = Field(description="for people; never contains a secret")
 
 
 class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer."""
+
+    model_config = ConfigDict(extra="forbid")
     error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    401: "No bearer token, or not a valid one (`unauthorized`, `invalid_token`)",
+    403: "The read token on a mutating call (`insufficient_scope`)",
+    404: "Not found (`not_found`)",
+    409: "Conflict",
+    422: "Bad input (`invalid_input`): `field` names the field or parameter",
+    503: "What the call needs is not configured on the server: its token "
+    "(`auth_not_configured`) or a setting (`not_configured`, `field` names the variable)",
+}
+_CHALLENGE_HEADER = {
+    "WWW-Authenticate": {
+        "description": 'RFC 6750 challenge: `Bearer realm="dualrun"` (with `error=...`)',
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+
+def documented(status: int, description: str | None = None) -> dict[str, Any]:
+    """An OpenAPI response entry for an error status: the JSON error body (and, for 401 and
+    403, the challenge header)."""
+    entry: dict[str, Any] = {
+        "model": ErrorBody,
+        "description": description or _DESCRIPTIONS[status],
+    }
+    if status in (401, 403):
+        entry["headers"] = _CHALLENGE_HEADER
+    return entry
 
 
 class ApiError(Exception):
@@ -62,8 +96,26 @@ def _field_of(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def install(app: FastAPI, secrets: list[str]) -> None:
-    """Map dualrun's errors (and FastAPI's) to JSON error bodies."""
+def first_problem(errors: Sequence[Any], messages: Mapping[str, str] | None = None) -> InvalidInput:
+    """The first of pydantic's errors as InvalidInput naming the field (a repeated query
+    parameter by its name, the item by its number); `messages` words a field's pattern
+    mismatch (pydantic would quote the whole regular expression)."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    loc: tuple[Any, ...] = tuple(first.get("loc", ()))
+    item = ""
+    if len(loc) == 3 and loc[0] == "query" and isinstance(loc[2], int):
+        item = f"item #{loc[2] + 1}: "
+        loc = loc[:2]
+    field = _field_of(loc)
+    problem = str(first.get("msg", "invalid"))
+    if first.get("type") == "string_pattern_mismatch" and messages and field in messages:
+        problem = messages[field]
+    return InvalidInput(field, item + problem)
+
+
+def install(app: FastAPI, secrets: list[str], messages: Mapping[str, str]) -> None:
+    """Map dualrun's errors (and FastAPI's) to JSON error bodies; `messages` words the pattern
+    mismatches of the named fields and parameters."""
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
@@ -91,9 +143,13 @@ def install(app: FastAPI, secrets: list[str]) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        field = _field_of(first.get("loc", ()))
-        return error_response(422, "invalid_input", f"{field}: {first.get('msg')}", field)
+        problem = first_problem(exc.errors(), messages)
+        return error_response(422, "invalid_input", str(problem), problem.field)
+
+    @app.exception_handler(ValidationError)
+    async def _model(_: Request, exc: ValidationError) -> JSONResponse:
+        problem = first_problem(exc.errors(), messages)
+        return error_response(422, "invalid_input", str(problem), problem.field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,17 +1,19 @@
-"""Reconciliation reports over HTTP (read-only, no token): the list of runs, the latest report,
-a run's report as HTML (default), Markdown or JSON. Stored files are served as they are; a run
-without one gets its report built on the fly (nothing is written)."""
+"""Reconciliation reports over HTTP (read-only; a read token): the list of runs, the latest
+report, a run's report as HTML (default), Markdown or JSON. Stored files are served as they
+are; a run without one gets its report built on the fly (nothing is written)."""
 
 from __future__ import annotations
 
 import html
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg.rows import dict_row
+from pydantic import BaseModel
 
-from dualrun.api.errors import ApiError, ErrorBody
+from dualrun.api.errors import ApiError, documented
+from dualrun.api.schemas import RUN_ID_PATTERN
 from dualrun.wiring import flag_info
 from reconciler.report import MEDIA_TYPES, RunNotFound, load
 from reconciler.report.model import FlagInfo
@@ -19,7 +21,28 @@ from reconciler.report.render_html import CSP
 
 router = APIRouter(tags=["reports"])
 _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+_TEXT = {"schema": {"type": "string"}}
+_REPORT_JSON = {
+    "schema": {
+        "type": "object",
+        "required": ["report_version", "generated_at", "run", "tlds", "findings_total"],
+        "properties": {
+            "report_version": {"type": "integer"},
+            "run": {"type": "object"},
+            "tlds": {"type": "object"},
+            "findings_total": {"type": "integer"},
+        },
+    }
+}
+_REPORT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report: HTML (default, self-contained, inline SVG charts), "
+        "Markdown or JSON, by `format`, else by the `Accept` header",
+        "content": {"text/html": _TEXT, "text/markdown": _TEXT, "application/json": _REPORT_JSON},
+    },
+    404: documented(404, "No such run, or no full run yet (`not_found`)"),
+    422: documented(422),
+}
 _FORMATS = {"text/html": "html", "application/json": "json", "text/markdown": "md"}
 
 ReportFormat = Literal["html", "md", "json"]
@@ -73,7 +96,48 @@ def _list_page(runs: list[dict[str, Any]]) -> str:
     )
 
 
-@router.get("/reports", summary="Reconciliation runs, newest first, with links to their reports")
+class RunOut(BaseModel):
+    run_id: int
+    kind: str
+    status: str
+    window_start: str
+    window_end: str
+    finished_at: str | None
+    operations: int | None
+    findings: int
+    new_findings: int | None
+    links: dict[str, str]
+
+
+_RUNS_SCHEMA = {  # RunsOut, with RunOut inline (a pydantic `$defs` is no OpenAPI reference)
+    "type": "object",
+    "required": ["latest", "runs"],
+    "properties": {
+        "latest": {"type": "string"},
+        "runs": {"type": "array", "items": RunOut.model_json_schema()},
+    },
+}
+
+
+@router.get(
+    "/reports",
+    operation_id="listReports",
+    summary="Reconciliation runs, newest first, with links to their reports",
+    responses={
+        200: {
+            "description": "JSON (default) or an HTML page, by `format`, else by `Accept`",
+            "links": {
+                "GetNewestReport": {
+                    "operationId": "getReport",
+                    "parameters": {"run_id": "$response.body#/runs/0/run_id"},
+                    "description": "the newest run's report (JSON answer only)",
+                }
+            },
+            "content": {"application/json": {"schema": _RUNS_SCHEMA}, "text/html": _TEXT},
+        },
+        422: documented(422),
+    },
+)
 async def list_reports(
     request: Request,
     fmt: Annotated[Literal["json", "html"] | None, Query(alias="format")] = None,
@@ -117,14 +181,27 @@ async def _report(request: Request, run_id: int | None, fmt: str) -> Response:
     return Response(text, media_type=MEDIA_TYPES[fmt], headers=_HEADERS)
 
 
-@router.get("/reports/latest", responses=_NOT_FOUND, summary="The latest full run's report")
+@router.get(
+    "/reports/latest",
+    operation_id="getLatestReport",
+    responses=_REPORT,
+    response_class=Response,
+    summary="The latest full run's report",
+)
 async def latest_report(request: Request, fmt: FormatQuery = None) -> Response:
     return await _report(request, None, _negotiate(request, fmt, "html", _ALL))
 
 
-@router.get("/reports/{run_id}", responses=_NOT_FOUND, summary="A reconciliation run's report")
-async def run_report(request: Request, run_id: str, fmt: FormatQuery = None) -> Response:
-    if not run_id.isdigit() or len(run_id) > 18:
-        message = f"report: no reconciliation run {run_id[:40]!r}"
-        raise ApiError(404, "not_found", message, "run_id")
+@router.get(
+    "/reports/{run_id}",
+    operation_id="getReport",
+    responses=_REPORT,
+    response_class=Response,
+    summary="A reconciliation run's report",
+)
+async def run_report(
+    request: Request,
+    run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, description="the run's number")],
+    fmt: FormatQuery = None,
+) -> Response:
     return await _report(request, int(run_id), _negotiate(request, fmt, "html", _ALL))

@@ -1,70 +1,58 @@
-"""The API's operations: the same as `dualrun submit|status|cancel|route explain|flags show`."""
+"""The API's operations: the same as `dualrun submit|status|cancel|route explain|flags show`,
+plus `/metrics` and `/healthz`. Built per settings: the TLDs shape the domain pattern, and
+`DUALRUN_METRICS_REQUIRE_TOKEN` whether `/metrics` needs a token.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the handlers' parameter types are built inside
+`build_router`, and FastAPI must see them as objects, not as names it cannot resolve.
+"""
 
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import StringConstraints
 
-from dualrun.api.auth import require_token
-from dualrun.api.errors import ErrorBody, error_response
+from dualrun.api.auth import Access, auth_responses, require_read, require_write
+from dualrun.api.errors import documented, error_response
+from dualrun.api.schemas import (
+    ID_PATTERN,
+    ID_RULE,
+    CancelIn,
+    CancelOut,
+    ExplainOut,
+    FlagsOut,
+    HealthOut,
+    StatusOut,
+    SubmitOut,
+    domain_pattern,
+    domain_rule,
+    renewal_in,
+)
 from dualrun.routing.service import RenewalService, explain_names
 from renewals.errors import InvalidInput
 from renewals.model import RenewalRequest
+from renewals.settings import Settings
 
-router = APIRouter()
 MAX_EXPLAIN_PER_CALL = 1000
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 409, 422, 503)
+READS = auth_responses(Access.READ)
+WRITES = auth_responses(Access.WRITE)
+OperationId = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=64, description=f"the operation: {ID_RULE}")
+]
+_OPERATION_LINKS = {
+    "GetRenewal": {
+        "operationId": "getRenewal",
+        "parameters": {"operation_id": "$response.body#/operation_id"},
+        "description": "the operation's status",
+    },
+    "CancelRenewal": {
+        "operationId": "cancelRenewal",
+        "parameters": {"operation_id": "$response.body#/operation_id"},
+        "description": "cancel it before its registry step",
+    },
 }
-
-
-class RenewalIn(BaseModel):
-    """A renewal request (the same validation as `dualrun submit`)."""
-
-    model_config = ConfigDict(extra="forbid")
-    domain: str = Field(examples=["example.fr"], description="IDNs accepted")
-    years: int = Field(ge=1, le=10)
-    current_expiry: str = Field(examples=["2027-03-01"], description="YYYY-MM-DD")
-    customer_id: str = Field(examples=["cust-42"])
-    operation_id: str | None = Field(default=None, description="assigned when absent")
-
-
-class SubmitOut(BaseModel):
-    operation_id: str
-    idempotency_key: str
-    engine: str
-    mode: str
-    status: str
-    deduplicated: bool
-    dispatch_error: str | None = None
-
-
-class ExplainOut(BaseModel):
-    domain: str
-    engine: str
-    mode: str
-    bucket: int
-    rollout: int | None
-    source: str
-    reason: str
-
-
-class CancelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="requested through the API", max_length=200)
-
-
-class CancelOut(BaseModel):
-    operation_id: str
-    engine: str
-    accepted: bool
-    status: str
-    message: str
 
 
 def _service(request: Request) -> RenewalService:
@@ -72,126 +60,204 @@ def _service(request: Request) -> RenewalService:
     return service
 
 
-async def _json_body(request: Request, *, optional: bool = False) -> Any:
+async def json_body(request: Request, *, optional: bool = False) -> Any:
+    """The body as JSON, or InvalidInput naming `body` (a document that is not Unicode text,
+    with a lone surrogate escape, is refused too: nothing downstream could store it)."""
     raw = await request.body()
     if not raw.strip() and optional:
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        document = json.loads(raw, parse_float=_number)
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("body", "contains a lone surrogate escape: not Unicode text") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("body", "is not a valid JSON document") from None
+    return document
 
 
-_RENEWAL_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": RenewalIn.model_json_schema()}},
-    }
-}
-_CANCEL_BODY = {
-    "requestBody": {
-        "required": False,
-        "content": {"application/json": {"schema": CancelIn.model_json_schema()}},
-    }
-}
+def _number(text: str) -> float | int:
+    """A JSON number: 6.0 and 6 are the same integer to JSON Schema, and so they are here."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
-@router.post(
-    "/renewals",
-    response_model=SubmitOut,
-    status_code=201,
-    dependencies=[Depends(require_token)],
-    openapi_extra=_RENEWAL_BODY,
-    responses={200: {"model": SubmitOut, "description": "already submitted"}, **_ERRORS},
-    summary="Submit a renewal (routed once per idempotency key)",
-)
-async def submit(request: Request) -> JSONResponse:
-    renewal = RenewalRequest.parse(await _json_body(request), request.app.state.settings.tlds)
-    result = await _service(request).submit(renewal)
-    return JSONResponse(result.as_dict(), status_code=200 if result.deduplicated else 201)
+def _json_request_body(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}
 
 
-@router.get(
-    "/renewals/{operation_id}",
-    responses=_ERRORS,
-    summary="Status, step, engine, routing and outcome of an operation",
-)
-async def status(request: Request, operation_id: str) -> dict[str, Any]:
-    return await _service(request).status(operation_id)
+def build_router(settings: Settings) -> APIRouter:
+    """The operations for these settings."""
+    router = APIRouter()
+    renewal_model = renewal_in(settings.tlds)
+    DomainItem = Annotated[str, StringConstraints(pattern=domain_pattern(settings.tlds))]
 
+    @router.post(
+        "/renewals",
+        operation_id="submitRenewal",
+        response_model=SubmitOut,
+        status_code=201,
+        dependencies=[Depends(require_write)],
+        openapi_extra=_json_request_body(renewal_model.model_json_schema(), required=True),
+        responses={
+            201: {
+                "description": "submitted: routed, recorded, handed to its engine",
+                "links": _OPERATION_LINKS,
+            },
+            200: {
+                "model": SubmitOut,
+                "description": "already submitted: the operation that "
+                "has this renewal (same parameters)",
+                "links": _OPERATION_LINKS,
+            },
+            **WRITES,
+            409: documented(
+                409,
+                "The renewal's key is taken with other parameters "
+                "(`idempotency_conflict`), or the operation id is taken "
+                "(`operation_id_in_use`)",
+            ),
+            422: documented(422),
+        },
+        summary="Submit a renewal (routed once per idempotency key)",
+    )
+    async def submit(request: Request) -> JSONResponse:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise InvalidInput("request", f"must be an object, got {type(body).__name__}")
+        renewal = RenewalRequest.parse(body, settings.tlds)  # the rules every entry point has
+        renewal_model.model_validate(body)  # and what the OpenAPI document states, exactly
+        result = await _service(request).submit(renewal)
+        return JSONResponse(result.as_dict(), status_code=200 if result.deduplicated else 201)
 
-@router.post(
-    "/renewals/{operation_id}/cancel",
-    response_model=CancelOut,
-    dependencies=[Depends(require_token)],
-    openapi_extra=_CANCEL_BODY,
-    responses={409: {"model": ErrorBody, "description": "refused"}, **_ERRORS},
-    summary="Cancel a renewal before its registry step",
-)
-async def cancel(request: Request, operation_id: str) -> Response:
-    body = await _json_body(request, optional=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("body", "must be a JSON object")
-    reason = CancelIn.model_validate(body).reason
-    result = await _service(request).cancel(operation_id, reason)
-    if not result.accepted:
-        return error_response(409, "cancel_refused", result.message, "operation_id")
-    return JSONResponse(result.as_dict())
+    @router.get(
+        "/renewals/{operation_id}",
+        operation_id="getRenewal",
+        response_model=StatusOut,
+        dependencies=[Depends(require_read)],
+        responses={
+            **READS,
+            404: documented(404, "No operation has this id (`not_found`)"),
+            422: documented(422),
+        },
+        summary="Status, step, engine, routing and outcome of an operation",
+    )
+    async def status(request: Request, operation_id: OperationId) -> dict[str, Any]:
+        return await _service(request).status(operation_id)
 
+    @router.post(
+        "/renewals/{operation_id}/cancel",
+        operation_id="cancelRenewal",
+        response_model=CancelOut,
+        dependencies=[Depends(require_write)],
+        openapi_extra=_json_request_body(CancelIn.model_json_schema(), required=False),
+        responses={
+            **WRITES,
+            404: documented(404, "No operation has this id (`not_found`)"),
+            409: documented(
+                409,
+                "Refused: the renewal is past its registry step, or finished (`cancel_refused`)",
+            ),
+            422: documented(422),
+        },
+        summary="Cancel a renewal before its registry step",
+    )
+    async def cancel(request: Request, operation_id: OperationId) -> Response:
+        body = await json_body(request, optional=True)
+        if not isinstance(body, dict):
+            raise InvalidInput("body", f"must be an object, got {type(body).__name__}")
+        reason = CancelIn.model_validate(body).reason
+        result = await _service(request).cancel(operation_id, reason)
+        if not result.accepted:
+            return error_response(409, "cancel_refused", result.message, "operation_id")
+        return JSONResponse(result.as_dict())
 
-@router.get(
-    "/route/explain",
-    response_model=list[ExplainOut],
-    responses=_ERRORS,
-    summary="How new renewals of these domains would be routed (nothing stored)",
-)
-async def explain(
-    request: Request,
-    domain: Annotated[list[str], Query(description="repeat for several domains")],
-) -> list[dict[str, Any]]:
-    if len(domain) > MAX_EXPLAIN_PER_CALL:
-        raise InvalidInput("domain", f"at most {MAX_EXPLAIN_PER_CALL} names per call")
-    service = _service(request)
-    decisions = explain_names(service.router, domain, service.settings.tlds)
-    return [d.explain() for d in decisions]
+    @router.get(
+        "/route/explain",
+        operation_id="explainRoute",
+        response_model=list[ExplainOut],
+        dependencies=[Depends(require_read)],
+        responses={**READS, 422: documented(422)},
+        summary="How new renewals of these domains would be routed (nothing stored)",
+    )
+    async def explain(
+        request: Request,
+        domain: Annotated[
+            list[DomainItem],
+            Query(
+                max_length=MAX_EXPLAIN_PER_CALL,
+                description=f"repeat for several names (at most {MAX_EXPLAIN_PER_CALL}); each "
+                f"{domain_rule(settings.tlds)}",
+            ),
+        ],
+    ) -> list[dict[str, Any]]:
+        service = _service(request)
+        decisions = explain_names(service.router, domain, settings.tlds)
+        return [d.explain() for d in decisions]
 
+    @router.get(
+        "/flags",
+        operation_id="getFlags",
+        response_model=FlagsOut,
+        dependencies=[Depends(require_read)],
+        responses=READS,
+        summary="Per TLD: mode, rollout and the flag source in use",
+    )
+    async def flags(request: Request) -> dict[str, Any]:
+        view = request.app.state.chain.read()
+        rows = []
+        for tld in sorted(settings.tlds):
+            rule = view.state.rule(tld) if view.state.enabled else None
+            rows.append(
+                {
+                    "tld": tld,
+                    "mode": rule.mode.value if rule else "legacy",
+                    "rollout": rule.rollout if rule else None,
+                    "source": view.source.value,
+                }
+            )
+        return {
+            "flag": view.state.flag,
+            "source": view.source.value,
+            "enabled": view.state.enabled,
+            "detail": view.detail,
+            "tlds": rows,
+        }
 
-@router.get("/flags", summary="Per TLD: mode, rollout and the flag source in use")
-async def flags(request: Request) -> dict[str, Any]:
-    view = request.app.state.chain.read()
-    rows = []
-    for tld in sorted(request.app.state.settings.tlds):
-        rule = view.state.rule(tld) if view.state.enabled else None
-        rows.append(
-            {
-                "tld": tld,
-                "mode": rule.mode.value if rule else "legacy",
-                "rollout": rule.rollout if rule else None,
-                "source": view.source.value,
-            }
-        )
-    return {
-        "flag": view.state.flag,
-        "source": view.source.value,
-        "enabled": view.state.enabled,
-        "detail": view.detail,
-        "tlds": rows,
-    }
+    metrics_auth = settings.metrics_require_token
 
+    @router.get(
+        "/metrics",
+        operation_id="getMetrics",
+        response_class=PlainTextResponse,
+        dependencies=[Depends(require_read)] if metrics_auth else [],
+        responses={
+            200: {"description": "Prometheus text format"},
+            **(READS if metrics_auth else {}),
+        },
+        summary="Prometheus metrics"
+        + (" (a token needed: DUALRUN_METRICS_REQUIRE_TOKEN)" if metrics_auth else " (open)"),
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    @router.get(
+        "/healthz",
+        operation_id="getHealth",
+        response_model=HealthOut,
+        responses={503: {"model": HealthOut, "description": "the database does not answer"}},
+        summary="Liveness (no token): the database answers; the flag source in use",
+    )
+    async def healthz(request: Request) -> JSONResponse:
+        database = True
+        try:
+            async with request.app.state.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception:  # any failure means unhealthy; the answer says which part
+            database = False
+        source = request.app.state.chain.read().source.value
+        body = {"status": "ok" if database else "unhealthy", "database": database, "flags": source}
+        return JSONResponse(body, status_code=200 if database else 503)
 
-
-@router.get("/healthz", summary="Liveness: the database answers; the flag source in use")
-async def healthz(request: Request) -> JSONResponse:
-    database = True
-    try:
-        async with request.app.state.pool.connection(timeout=2) as conn:
-            await conn.execute("SELECT 1")
-    except Exception:  # any failure means unhealthy; the answer says which part
-        database = False
-    source = request.app.state.chain.read().source.value
-    body = {"status": "ok" if database else "unhealthy", "database": database, "flags": source}
-    return JSONResponse(body, status_code=200 if database else 503)
+    return router

@@ -16,8 +16,10 @@ from dualrun.cli.context import AppContext, pass_app
 def serve(app: AppContext, host: str, port: int) -> None:
     """Serve the API: submit, status, cancel, route explain, flags, reports, metrics, health.
 
-    Mutating calls need `Authorization: Bearer $DUALRUN_API_TOKEN` (refused with 503 when no
-    token is configured). OpenAPI description at /openapi.json, docs at /docs.
+    Every call but /healthz needs `Authorization: Bearer TOKEN`: $DUALRUN_API_READ_TOKEN for
+    reads, $DUALRUN_API_TOKEN for everything (/metrics only with
+    DUALRUN_METRICS_REQUIRE_TOKEN). A call whose token is not configured is refused (503).
+    OpenAPI description at /openapi.json, docs at /docs.
     """
     uvicorn.run(create_app(app.settings), host=host, port=port, log_config=None, access_log=False)
 

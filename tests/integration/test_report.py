@@ -124,16 +124,21 @@ def test_report_without_any_run(cli: Cli) -> None:
     assert code == 1 and "no reconciliation run yet" in err
 
 
+READ_TOKEN = "report-reader-3f1a"
+
+
 @pytest.fixture
 def api(db_dsn: str, tmp_path: Path) -> Iterator[TestClient]:
-    """The HTTP API with its lifespan on this test's schema and state dir."""
-    settings = Settings.from_env(report_env(db_dsn, tmp_path))
-    with TestClient(create_app(settings)) as client:
+    """The HTTP API with its lifespan on this test's schema and state dir, as a reader."""
+    env = report_env(db_dsn, tmp_path) | {"DUALRUN_API_READ_TOKEN": READ_TOKEN}
+    reader = {"Authorization": f"Bearer {READ_TOKEN}"}
+    with TestClient(create_app(Settings.from_env(env)), headers=reader) as client:
         yield client
 
 
 def test_reports_api(api: TestClient, seeded: Seeded, tmp_path: Path) -> None:
-    """List (JSON or HTML), latest, one run in each format, stored files served, 404s."""
+    """List (JSON or HTML), latest, one run in each format, stored files served, 404s, 422s
+    for what is no run number, 401 without the token."""
     listing = api.get("/reports")
     assert listing.status_code == 200
     runs = listing.json()["runs"]
@@ -156,11 +161,15 @@ def test_reports_api(api: TestClient, seeded: Seeded, tmp_path: Path) -> None:
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / f"run-{seeded.previous[0]}.md").write_text("stored report\n")
     assert api.get(f"/reports/{seeded.previous[0]}?format=md").text == "stored report\n"
-    for path in ("/reports/999", "/reports/abc", "/reports/-1"):
-        missing = api.get(path)
-        assert missing.status_code == 404
-        assert missing.json()["error"]["code"] == "not_found"
-        assert missing.json()["error"]["field"] == "run_id"
+    missing = api.get("/reports/999")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    assert missing.json()["error"]["field"] == "run_id"
+    for path in ("/reports/abc", "/reports/-1", "/reports/\u0663"):  # not a run number at all
+        malformed = api.get(path)
+        assert malformed.status_code == 422
+        assert malformed.json()["error"]["field"] == "run_id"
+    assert api.get("/reports/latest", headers={"Authorization": ""}).status_code == 401
     bad = api.get(f"/reports/{seeded.run_id}?format=pdf")
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "format"
     assert {"/reports", "/reports/latest", "/reports/{run_id}"} <= set(

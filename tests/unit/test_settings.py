@@ -11,7 +11,7 @@ import structlog
 
 from renewals import logs
 from renewals.errors import ConfigError
-from renewals.settings import Settings
+from renewals.settings import Secret, Settings
 
 
 def test_nothing_configured_means_the_embedded_stack(tmp_path: Path) -> None:
@@ -87,3 +87,27 @@ def test_redaction_masks_dsn_passwords_tokens_and_known_secrets() -> None:
     assert record["error"] == "connection to postgresql://app:***@db:5432/x failed"
     assert record["api_token"] == "***"
     assert record["event"] == "db.connect.failed"
+
+
+def test_api_tokens_and_the_metrics_switch() -> None:
+    """Both API tokens are secrets; /metrics needs none unless DUALRUN_METRICS_REQUIRE_TOKEN."""
+    s = Settings.from_env({"DUALRUN_API_TOKEN": "w-1", "DUALRUN_API_READ_TOKEN": "r-1"})
+    assert (s.api_token, s.api_read_token) == (Secret("w-1"), Secret("r-1"))
+    assert {"w-1", "r-1"} <= set(s.secrets()) and "r-1" not in repr(s)
+    assert s.metrics_require_token is False
+    on = Settings.from_env({"DUALRUN_METRICS_REQUIRE_TOKEN": "true"})
+    assert on.metrics_require_token is True and on.api_read_token is None
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DUALRUN_METRICS_REQUIRE_TOKEN": "sometimes"}, "DUALRUN_METRICS_REQUIRE_TOKEN"),
+        ({"DUALRUN_API_TOKEN": "same", "DUALRUN_API_READ_TOKEN": "same"}, "DUALRUN_API_READ_TOKEN"),
+    ],
+)
+def test_bad_api_auth_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
+    """A bad switch, or a read token equal to the write token, names its variable (no value)."""
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env(env)
+    assert err.value.variable == variable and "same" not in str(err.value)
