@@ -6,7 +6,6 @@ No `from __future__ import annotations` here: the handlers' parameter types are 
 `build_router`, and FastAPI must see them as objects, not as names it cannot resolve.
 """
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -15,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import StringConstraints
 
 from dualrun.api.auth import Access, auth_responses, require_read, require_write
+from dualrun.api.bodies import json_body, json_request_body
 from dualrun.api.errors import documented, error_response
 from dualrun.api.schemas import (
     ID_PATTERN,
@@ -60,33 +60,6 @@ def _service(request: Request) -> RenewalService:
     return service
 
 
-async def json_body(request: Request, *, optional: bool = False) -> Any:
-    """The body as JSON, or InvalidInput naming `body` (a document that is not Unicode text,
-    with a lone surrogate escape, is refused too: nothing downstream could store it)."""
-    raw = await request.body()
-    if not raw.strip() and optional:
-        return {}
-    try:
-        document = json.loads(raw, parse_float=_number)
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("body", "contains a lone surrogate escape: not Unicode text") from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidInput("body", "is not a valid JSON document") from None
-    return document
-
-
-def _number(text: str) -> float | int:
-    """A JSON number: 6.0 and 6 are the same integer to JSON Schema, and so they are here."""
-    value = float(text)
-    return int(value) if value.is_integer() else value
-
-
-def _json_request_body(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
-    content = {"application/json": {"schema": schema}}
-    return {"requestBody": {"required": required, "content": content}}
-
-
 def build_router(settings: Settings) -> APIRouter:
     """The operations for these settings."""
     router = APIRouter()
@@ -99,7 +72,7 @@ def build_router(settings: Settings) -> APIRouter:
         response_model=SubmitOut,
         status_code=201,
         dependencies=[Depends(require_write)],
-        openapi_extra=_json_request_body(renewal_model.model_json_schema(), required=True),
+        openapi_extra=json_request_body(renewal_model.model_json_schema(), required=True),
         responses={
             201: {
                 "description": "submitted: routed, recorded, handed to its engine",
@@ -151,7 +124,7 @@ def build_router(settings: Settings) -> APIRouter:
         operation_id="cancelRenewal",
         response_model=CancelOut,
         dependencies=[Depends(require_write)],
-        openapi_extra=_json_request_body(CancelIn.model_json_schema(), required=False),
+        openapi_extra=json_request_body(CancelIn.model_json_schema(), required=False),
         responses={
             **WRITES,
             404: documented(404, "No operation has this id (`not_found`)"),

@@ -25,6 +25,8 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 RUN_ID_PATTERN = r"^[0-9]{1,18}$"
 REASON_PATTERN = r"^[^\u0000-\u001F\u007F]*$"
+# A reason that must say something: one line with a character other than a space.
+STATED_REASON_PATTERN = r"^[^\u0000-\u001F\u007F]*[^\u0000-\u0020\u007F][^\u0000-\u001F\u007F]*$"
 MAX_REASON = 200
 
 _ALNUM = "A-Za-z0-9"

@@ -16,8 +16,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from dualrun.flags.control import set_rule
 from dualrun.flags.model import RuleChange, check_change
+from dualrun.flags.port import FlagView
 from dualrun.rollout import events
 from dualrun.rollout.events import Position, RolloutEvent
+from dualrun.routing.router import FlagReader
 from dualrun.wiring import flag_info, started_chain
 from reconciler.report import LADDER, RunNotFound, Thresholds, build_report, latest_run_id
 from reconciler.report.verdict import Readiness, Verdict, position
@@ -67,20 +69,26 @@ def check_tld(settings: Settings, raw: str) -> str:
     return check_change(raw, Mode.LEGACY.value, None, settings.tlds).tld
 
 
-async def current(settings: Settings) -> dict[str, Position]:
+async def _view(settings: Settings, chain: FlagReader | None) -> FlagView:
+    """The flags as they are now: from a running chain (the API's), else a chain of its own."""
+    if chain is not None:
+        return chain.read()
+    async with started_chain(settings) as own:
+        return own.read()
+
+
+async def current(settings: Settings, chain: FlagReader | None = None) -> dict[str, Position]:
     """Every TLD's place on the flag now (legacy when the flag is off or has no rule)."""
-    async with started_chain(settings) as chain:
-        view = chain.read()
+    view = await _view(settings, chain)
     rules = view.state.rules if view.state.enabled else {}
     return {tld: Position.of(rules.get(tld)) for tld in sorted(settings.tlds)}
 
 
 async def verdicts(
-    pool: AsyncConnectionPool, settings: Settings
+    pool: AsyncConnectionPool, settings: Settings, chain: FlagReader | None = None
 ) -> tuple[int | None, dict[str, Readiness]]:
     """The latest full run and each TLD's verdict on it, with the flags as they are now."""
-    async with started_chain(settings) as chain:
-        flags = flag_info(chain.read(), settings.tlds)
+    flags = flag_info(await _view(settings, chain), settings.tlds)
     try:
         run_id = await latest_run_id(pool)
     except RunNotFound:
@@ -110,13 +118,14 @@ async def advance(
     dry_run: bool = False,
     force: bool = False,
     reason: str | None = None,
+    chain: FlagReader | None = None,
 ) -> Move:
     """`rollout next TLD`: one step forward when the verdict is ready (or forced, with a
     reason); not applied otherwise, with the verdict's reasons."""
     if force and not (reason or "").strip():
         raise InvalidInput("reason", "is required with --force (it is recorded)")
-    at = (await current(settings))[tld]
-    run_id, found = await verdicts(pool, settings)
+    at = (await current(settings, chain))[tld]
+    run_id, found = await verdicts(pool, settings, chain)
     readiness = found.get(tld) or _no_run(tld, at)
     index = _index(at)
     following = _step(index + 1) if index + 1 < len(LADDER) else None
@@ -138,15 +147,21 @@ async def advance(
 
 
 async def step_back(
-    pool: AsyncConnectionPool, settings: Settings, tld: str, *, actor: str, reason: str
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    tld: str,
+    *,
+    actor: str,
+    reason: str,
+    chain: FlagReader | None = None,
 ) -> Move:
     """`rollout back TLD --reason R`: one step back (nothing below legacy)."""
     if not reason.strip():
         raise InvalidInput("reason", "is required (it is recorded)")
-    at = (await current(settings))[tld]
+    at = (await current(settings, chain))[tld]
     index = _index(at)
     previous = _step(index - 1) if index > 0 else None
-    run_id, found = await verdicts(pool, settings)
+    run_id, found = await verdicts(pool, settings, chain)
     readiness = found.get(tld) or _no_run(tld, at)
     move = Move(
         tld,
@@ -189,10 +204,12 @@ async def _apply(
     )
 
 
-async def status(pool: AsyncConnectionPool, settings: Settings) -> list[dict[str, Any]]:
+async def status(
+    pool: AsyncConnectionPool, settings: Settings, chain: FlagReader | None = None
+) -> list[dict[str, Any]]:
     """`rollout status`: per TLD the step, the verdict and the last change."""
-    at = await current(settings)
-    run_id, found = await verdicts(pool, settings)
+    at = await current(settings, chain)
+    run_id, found = await verdicts(pool, settings, chain)
     last = await events.last_by_tld(pool)
     rows = []
     for tld, where in at.items():

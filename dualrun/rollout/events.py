@@ -38,7 +38,7 @@ class Position:
     def of(cls, rule: TldRule | None) -> Position:
         if rule is None or rule.mode == Mode.LEGACY:
             return cls(Mode.LEGACY)
-        return cls(rule.mode, rule.rollout)
+        return cls(rule.mode, rule.rollout if rule.mode == Mode.TEMPORAL else None)
 
     def as_dict(self) -> dict[str, object]:
         return {"mode": self.mode.value, "rollout": self.rollout}

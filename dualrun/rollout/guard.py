@@ -25,6 +25,7 @@ from dualrun.flags.model import RuleChange
 from dualrun.rollout import events
 from dualrun.rollout.actions import current
 from dualrun.rollout.events import Position, RolloutEvent
+from dualrun.routing.router import FlagReader
 from reconciler.model import Kind
 from renewals.logs import redact_text
 from renewals.model import Mode
@@ -77,7 +78,9 @@ class Rollback:
         }
 
 
-async def guard(pool: AsyncConnectionPool, settings: Settings) -> list[Rollback]:
+async def guard(
+    pool: AsyncConnectionPool, settings: Settings, chain: FlagReader | None = None
+) -> list[Rollback]:
     """Act on every critical Temporal-side finding not yet looked at."""
     async with pool.connection() as conn:
         cur = await conn.execute(_UNGUARDED, {"kinds": [k.value for k in GUARDED_KINDS]})
@@ -87,7 +90,7 @@ async def guard(pool: AsyncConnectionPool, settings: Settings) -> list[Rollback]
     by_tld: dict[str, list[tuple[str, str, int | None]]] = defaultdict(list)
     for key, kind, tld, run_id in rows:
         by_tld[tld].append((key, kind, run_id))
-    places = await current(settings)
+    places = await current(settings, chain)
     done: list[Rollback] = []
     for tld, found in sorted(by_tld.items()):
         at = places.get(tld)
