@@ -2,8 +2,9 @@
 
 Commands, the API, the demo and the tests get their parts here: the database pool, the registry
 and billing clients, the flag chain, the routing service, the reconciler (with the registry
-ledger it reads) and the migrations of every component the settings leave embedded. Nothing
-connects at import time; each context manager opens what it gives and closes it.
+ledger it reads), the Temporal Web UI links and the migrations of every component the settings
+leave embedded. Nothing connects at import time; each context
+manager opens what it gives and closes it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from renewals.billing import BillingLedger
 from renewals.db.migrate import migrate_core
 from renewals.db.pool import async_pool
 from renewals.engine import Engines
+from renewals.links import WorkflowLinks
 from renewals.model import Engine
 from renewals.registry import RegistryClient
 from renewals.settings import Settings
@@ -204,4 +206,11 @@ async def write_report(
     settings: Settings, pool: AsyncConnectionPool, summary: RunSummary
 ) -> dict[str, Path] | None:
     """After a reconciliation: its report files, with the flag state read now."""
-    return await write_after_run(settings, pool, partial(read_flags, settings), summary)
+    flags = partial(read_flags, settings)
+    return await write_after_run(settings, pool, flags, summary, workflow_links(settings))
+
+
+def workflow_links(settings: Settings) -> WorkflowLinks:
+    """Links to workflows in the Temporal Web UI: DUALRUN_TEMPORAL_UI_URL, else the embedded
+    dev server's UI (none for a configured cluster without a UI URL)."""
+    return WorkflowLinks(settings.temporal_ui_url, settings.temporal_namespace)

@@ -87,3 +87,24 @@ def test_redaction_masks_dsn_passwords_tokens_and_known_secrets() -> None:
     assert record["error"] == "connection to postgresql://app:***@db:5432/x failed"
     assert record["api_token"] == "***"
     assert record["event"] == "db.connect.failed"
+
+
+def test_temporal_ui_url() -> None:
+    """Links go to DUALRUN_TEMPORAL_UI_URL, else the embedded UI; none for a bare cluster."""
+    assert Settings.from_env({"DUALRUN_TEMPORAL_UI_PORT": "18233"}).temporal_ui_url == (
+        "http://127.0.0.1:18233"
+    )
+    assert Settings.from_env({"TEMPORAL_ADDRESS": "t.internal:7233"}).temporal_ui_url is None
+    configured = Settings.from_env(
+        {"TEMPORAL_ADDRESS": "t.internal:7233", "DUALRUN_TEMPORAL_UI_URL": "https://t.example/ui/"}
+    )
+    assert configured.temporal_ui_url == "https://t.example/ui"
+    assert configured.embedded_temporal_ui_url == "http://127.0.0.1:8233"
+
+
+@pytest.mark.parametrize("value", ["javascript:alert(1)", "temporal.example"])
+def test_bad_ui_url_names_the_variable(value: str) -> None:
+    """A UI URL that is not http(s) is refused naming the variable."""
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DUALRUN_TEMPORAL_UI_URL": value})
+    assert err.value.variable == "DUALRUN_TEMPORAL_UI_URL"
