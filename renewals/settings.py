@@ -72,6 +72,10 @@ class Settings:
     unleash_flag: str = "dualrun.renewals"
     unleash_environment: str = "development"
     unleash_refresh_s: int = 1
+    unleash_port: int = 4242  # the local stack's Unleash server
+    # True when unleash_url and its tokens are the local stack's Unleash (found running in the
+    # state dir by the composition root), not configured: the stack still manages it.
+    unleash_stack: bool = False
     flags_bootstrap: Path | None = None  # None: state_dir/flags/bootstrap.json, seeded from ops/
     registry_url: str | None = None
     registry_urls: Mapping[str, str] = field(default_factory=dict)
@@ -107,6 +111,11 @@ class Settings:
     @property
     def embedded_temporal(self) -> bool:
         return self.temporal_address is None
+
+    @property
+    def embedded_unleash(self) -> bool:
+        """The local stack runs the Unleash server (no DUALRUN_UNLEASH_URL configured)."""
+        return self.unleash_url is None or self.unleash_stack
 
     @property
     def embedded_registry(self) -> bool:
@@ -322,6 +331,7 @@ class _Reader:
             unleash_refresh_s=self.integer(
                 "DUALRUN_UNLEASH_REFRESH", d["unleash_refresh_s"], 1, 3600
             ),
+            unleash_port=self.integer("DUALRUN_UNLEASH_PORT", d["unleash_port"]),
             flags_bootstrap=Path(bootstrap).expanduser().resolve() if bootstrap else None,
             registry_url=self.get("DUALRUN_REGISTRY_URL"),
             registry_urls=self.mapping("DUALRUN_REGISTRY_URLS"),

@@ -108,3 +108,14 @@ def test_bad_ui_url_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError) as err:
         Settings.from_env({"DUALRUN_TEMPORAL_UI_URL": value})
     assert err.value.variable == "DUALRUN_TEMPORAL_UI_URL"
+
+
+def test_unleash_port_and_where_unleash_runs() -> None:
+    """The stack's Unleash listens on DUALRUN_UNLEASH_PORT; a configured URL is not the stack's."""
+    embedded = Settings.from_env({"DUALRUN_UNLEASH_PORT": "14242"})
+    assert embedded.unleash_port == 14242 and embedded.embedded_unleash
+    assert Settings.from_env({}).unleash_port == 4242
+    assert not Settings.from_env({"DUALRUN_UNLEASH_URL": "http://u:4242"}).embedded_unleash
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DUALRUN_UNLEASH_PORT": "0"})
+    assert err.value.variable == "DUALRUN_UNLEASH_PORT"
