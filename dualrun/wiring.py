@@ -1,9 +1,11 @@
 """The one composition root: every adapter built from the settings, in one place.
 
-Commands, the API, the demo and the tests get their parts here: the database pool, the registry
-and billing clients, the flag chain, the routing service, the reconciler (with the registry
-ledger it reads) and the migrations of every component the settings leave embedded. Nothing
-connects at import time; each context manager opens what it gives and closes it.
+Commands, the API, the demo and the tests get their parts here: the settings completed with the
+local stack's Unleash server when it runs, the stack brought up and down with its flags, the
+database pool, the registry and billing clients, the flag chain, the routing service, the
+reconciler (with the registry ledger it reads), the Temporal Web UI links and the migrations of
+every component the settings leave embedded. Nothing connects at import time; each context
+manager opens what it gives and closes it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import datetime as dt
 import signal
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -22,12 +24,15 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from dualrun.flags import FlagChain, build_chain
+from dualrun.flags.control import save_to_bootstrap, seed_server
 from dualrun.flags.port import FlagView
 from dualrun.routing.router import Router
 from dualrun.routing.service import RenewalService
 from legacy_adapter import LegacyEngine
-from ops import registry_sim
+from ops import registry_sim, stack
+from ops.processes import ServiceStatus
 from ops.registry_sim.ledger import SimulatorTableLedger
+from ops.unleash.stack import UnleashService
 from reconciler.alerts import Webhook, prime
 from reconciler.model import RunSummary
 from reconciler.report.model import FlagInfo, FlagRow
@@ -38,6 +43,8 @@ from renewals.billing import BillingLedger
 from renewals.db.migrate import migrate_core
 from renewals.db.pool import async_pool
 from renewals.engine import Engines
+from renewals.errors import DualrunError
+from renewals.links import WorkflowLinks
 from renewals.model import Engine
 from renewals.registry import RegistryClient
 from renewals.settings import Settings
@@ -45,6 +52,63 @@ from temporal_flow.engine import TemporalEngine
 from temporal_flow.starter import connect
 
 log = structlog.get_logger(__name__)
+
+
+# -- the local stack -------------------------------------------------------------------------
+def with_stack_unleash(settings: Settings) -> Settings:
+    """The settings pointed at the local stack's Unleash server while it runs (its URL and
+    dualrun's tokens, read from the state dir), when no DUALRUN_UNLEASH_URL is configured;
+    otherwise as they are."""
+    if not settings.embedded_unleash:
+        return settings
+    conn = UnleashService(settings).connection()
+    if conn is None:
+        if not settings.unleash_stack:
+            return settings
+        return replace(
+            settings,
+            unleash_url=None,
+            unleash_admin_token=None,
+            unleash_client_token=None,
+            unleash_stack=False,
+        )
+    return replace(
+        settings,
+        unleash_url=conn.url,
+        unleash_admin_token=conn.admin_token,
+        unleash_client_token=conn.client_token,
+        unleash_stack=True,
+    )
+
+
+def stack_up(
+    settings: Settings, report: stack.Report | None = None, *, unleash: bool = True
+) -> tuple[list[ServiceStatus], Settings]:
+    """`ops.stack.up`, then the settings that use what it runs: a stack's Unleash server on a
+    fresh database gets the bootstrap file's flags."""
+    if not unleash:
+        _save_flags(settings)  # it is stopped if it runs
+    statuses = stack.up(settings, report, unleash=unleash)
+    resolved = with_stack_unleash(settings)
+    if resolved.unleash_stack:
+        seed_server(resolved)
+    return statuses, resolved
+
+
+def stack_down(settings: Settings, report: stack.Report | None = None) -> list[str]:
+    """`ops.stack.down`, the stack's Unleash flags saved to the bootstrap file first (the
+    router's fallback then routes as Unleash did; the next `stack_up` loads them back)."""
+    _save_flags(settings)
+    return stack.down(settings, report)
+
+
+def _save_flags(settings: Settings) -> None:
+    resolved = with_stack_unleash(settings)
+    if resolved.unleash_stack:
+        try:
+            save_to_bootstrap(resolved)
+        except DualrunError as exc:
+            log.warning("stack.unleash.flags_not_saved", error=str(exc))
 
 
 # -- the database ----------------------------------------------------------------------------
@@ -204,4 +268,11 @@ async def write_report(
     settings: Settings, pool: AsyncConnectionPool, summary: RunSummary
 ) -> dict[str, Path] | None:
     """After a reconciliation: its report files, with the flag state read now."""
-    return await write_after_run(settings, pool, partial(read_flags, settings), summary)
+    flags = partial(read_flags, settings)
+    return await write_after_run(settings, pool, flags, summary, workflow_links(settings))
+
+
+def workflow_links(settings: Settings) -> WorkflowLinks:
+    """Links to workflows in the Temporal Web UI: DUALRUN_TEMPORAL_UI_URL, else the embedded
+    dev server's UI (none for a configured cluster without a UI URL)."""
+    return WorkflowLinks(settings.temporal_ui_url, settings.temporal_namespace)

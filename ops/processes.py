@@ -26,7 +26,7 @@ from renewals.errors import DualrunError
 
 log = structlog.get_logger(__name__)
 
-Mode = Literal["embedded", "external"]
+Mode = Literal["embedded", "external", "off"]  # off: an optional part not run (`note` says why)
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 
@@ -181,6 +181,13 @@ class ServiceStatus:
     pid: int | None = None
     ui_url: str | None = None
     log_file: str | None = None
+    login: str | None = None  # of the Web UI, when it has one to give (never a secret)
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Healthy, or an optional part deliberately not run."""
+        return self.healthy or self.mode == "off"
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

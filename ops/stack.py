@@ -1,20 +1,20 @@
-"""The local stack: embedded PostgreSQL, the Temporal dev server and the registry simulator.
+"""The local stack: embedded PostgreSQL, the Temporal dev server, the registry simulator and
+the Unleash server.
 
 Each part is started only when the settings say it is embedded; a part configured to a real
 server is used as it is, reported `external` with its address (never a password) and never
-started or stopped. State lives under `state_dir`: `postgres/data` (log `postgres/postgres.log`),
-`temporal/temporal.db`, `logs/<service>.log`, `run/<service>.pid`. `up` and `down` are
-idempotent and serialised by a lock file; stale pid files (process gone, or not ours) are
-removed and the service started again.
+started or stopped. Unleash is optional: without Node >= 20 (or with `unleash=False`) it is
+reported `off` and flags come from the bootstrap file. State lives under `state_dir`:
+`postgres/` (ops.pg_service: the data, or where it was put), `temporal/temporal.db`, `unleash/`
+(ops.unleash.stack), `logs/<service>.log`, `run/<service>.pid`. `up` and `down` are idempotent
+and serialised by a lock file; stale pid files (process gone, or not ours) are removed and the
+service started again.
 """
 
 from __future__ import annotations
 
 import os
-import pwd
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -23,18 +23,19 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import structlog
 
-from ops import processes, registry_sim, temporal
-from ops.postgres import EmbeddedPostgres, _run_as
-from ops.processes import HOST, START_TIMEOUT_S, DetachedService, ServiceStatus, StackError
-from renewals.db.migrate import migrate_core
+from ops import processes, temporal
+from ops.pg_service import PostgresService, can_connect
+from ops.processes import HOST, DetachedService, ServiceStatus
+from ops.unleash.stack import UnleashService
 from renewals.files import file_lock
 from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-SERVICES = ("postgres", "temporal", "registry_sim")
+SERVICES = ("postgres", "temporal", "registry_sim", "unleash")
 Report = Callable[[str, ServiceStatus], None]
-"""Called with an action (started, running, external, stopped) and the service's status."""
+"""Called with an action (started, running, external, off, installing, stopped) and the
+service's status."""
 
 
 def safe_url(url: str) -> str:
@@ -42,112 +43,6 @@ def safe_url(url: str) -> str:
     parts = urlsplit(url if "://" in url else f"//{url}")
     netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")).lstrip("/") or "?"
-
-
-def _can_connect(dsn: str, timeout: int = 2) -> bool:
-    try:
-        with psycopg.connect(dsn, connect_timeout=timeout, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error:
-        return False
-    return True
-
-
-class PostgresService:
-    """The embedded server (ops.postgres) under `state_dir/postgres/data` on 127.0.0.1:pg_port."""
-
-    name = "postgres"
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = settings.pg_port
-        self.server = EmbeddedPostgres(settings.state_dir / "postgres" / "data", settings.pg_port)
-        self.address = f"{HOST}:{settings.pg_port}"
-        self.markers = ["postgres", str(self.server.pgdata)]
-
-    def pid(self) -> int | None:
-        """The postmaster's pid, only when postmaster.pid names a live server of this data dir."""
-        pid = self.server.pid()
-        return pid if pid is not None and processes.is_ours(pid, self.markers) else None
-
-    def healthy(self) -> bool:
-        return self.pid() is not None and _can_connect(self.server.dsn)
-
-    def status(self) -> ServiceStatus:
-        pid = self.pid()
-        healthy = pid is not None and _can_connect(self.server.dsn)
-        log_file = str(self.server.log_file)
-        return ServiceStatus("postgres", "embedded", self.address, healthy, pid, log_file=log_file)
-
-    def _error(self, problem: str) -> StackError:
-        return StackError("postgres", problem, processes.log_tail(self.server.log_file))
-
-    def _forget_stale(self) -> None:
-        pid_file = self.server.pgdata / "postmaster.pid"
-        if pid_file.exists() and self.pid() is None:
-            log.warning("stack.service.stale_pid", service="postgres", pid=self.server.pid())
-            pid_file.unlink(missing_ok=True)
-
-    def _check_reachable(self) -> None:
-        """As root the server runs as an unprivileged user, who must traverse every parent."""
-        user = _run_as()
-        if user is None:
-            return
-        uid = pwd.getpwnam(user).pw_uid
-        for parent in self.server.pgdata.parents:
-            st = parent.stat()
-            if not (st.st_mode & 0o001 or st.st_uid == uid):
-                raise self._error(
-                    f"{parent} cannot be traversed by the OS user {user!r} the server runs as "
-                    "(PostgreSQL refuses root): chmod o+x it or choose another DUALRUN_STATE_DIR"
-                )
-
-    def start(self) -> str:
-        """Start unless running, wait until it accepts connections, apply the migrations."""
-        self._forget_stale()
-        started = time.monotonic()
-        action = "running"
-        if self.pid() is None:
-            if processes.port_open(HOST, self.port):
-                raise self._error(
-                    f"port {self.port} is in use by a process this stack did not start"
-                )
-            self.server.pgdata.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.server.pgdata.parent, 0o755)  # noqa: S103 - its server user must traverse it
-            self._check_reachable()
-            try:
-                self.server.start()
-            except subprocess.CalledProcessError as exc:
-                raise self._error(f"pg_ctl failed with status {exc.returncode}") from exc
-            action = "started"
-        if not processes.wait_until(self.healthy, START_TIMEOUT_S):
-            raise self._error(f"not accepting connections after {START_TIMEOUT_S:.0f} s")
-        migrate_core(self.server.dsn)
-        registry_sim.migrate_tables(self.server.dsn)  # the embedded simulator's ledger
-        if action == "started":
-            seconds = round(time.monotonic() - started, 2)
-            log.info(
-                "stack.service.started",
-                service="postgres",
-                address=self.address,
-                pid=self.pid(),
-                seconds=seconds,
-            )
-        return action
-
-    def stop(self) -> bool:
-        """Fast shutdown through pg_ctl (the process group is killed if that fails)."""
-        self._forget_stale()
-        pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            self.server.stop()
-        except subprocess.CalledProcessError:
-            log.warning("stack.postgres.pg_ctl_stop_failed", pid=pid)
-        if not processes.stop_group(pid):
-            raise self._error(f"process group {pid} survived SIGKILL")
-        log.info("stack.service.stopped", service="postgres", pid=pid)
-        return True
 
 
 def external_postgres(settings: Settings) -> ServiceStatus:
@@ -163,7 +58,7 @@ def external_postgres(settings: Settings) -> ServiceStatus:
         info.get("dbname"),
     )
     address = f"{host}:{port}/{dbname or ''}"
-    return ServiceStatus("postgres", "external", address, _can_connect(dsn, timeout=3))
+    return ServiceStatus("postgres", "external", address, can_connect(dsn, timeout=3))
 
 
 def registry_sim_service(settings: Settings) -> DetachedService:
@@ -198,6 +93,13 @@ def external_registry(settings: Settings) -> ServiceStatus:
     return ServiceStatus("registry_sim", "external", address, healthy)
 
 
+def external_unleash(settings: Settings) -> ServiceStatus:
+    """A configured Unleash server: its URL (no token) and whether /health answers."""
+    url = (settings.unleash_url or "").rstrip("/").removesuffix("/api")
+    healthy = processes.http_ok(f"{url}/health", timeout=3)
+    return ServiceStatus("unleash", "external", safe_url(url), healthy, ui_url=safe_url(url))
+
+
 def status(settings: Settings) -> list[ServiceStatus]:
     """The state of every part of the stack, embedded or external, in start order."""
     return [
@@ -210,6 +112,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
         registry_sim_service(settings).status()
         if settings.embedded_registry
         else external_registry(settings),
+        UnleashService(settings).status()
+        if settings.embedded_unleash
+        else external_unleash(settings),
     ]
 
 
@@ -224,8 +129,11 @@ def _lock(settings: Settings) -> Path:
     return settings.state_dir / "run" / "stack.lock"
 
 
-def up(settings: Settings, report: Report | None = None) -> list[ServiceStatus]:
-    """Start every embedded part not already healthy, in order; returns the final statuses."""
+def up(
+    settings: Settings, report: Report | None = None, *, unleash: bool = True
+) -> list[ServiceStatus]:
+    """Start every embedded part not already healthy, in order; returns the final statuses.
+    `unleash=False`: the stack's Unleash is not run (stopped if it ran)."""
     with file_lock(_lock(settings)):
         if settings.embedded_database:
             pg = PostgresService(settings)
@@ -239,6 +147,13 @@ def up(settings: Settings, report: Report | None = None) -> list[ServiceStatus]:
                 _report(report, "external", temporal.external_status(settings))
             else:
                 _report(report, "external", external_registry(settings))
+        if settings.embedded_unleash:
+            flags = UnleashService(settings)
+            if unleash and settings.embedded_database and flags.needs_install():
+                _report(report, "installing", replace(flags.status(), note="npm ci, first use"))
+            _report(report, flags.start(enabled=unleash), flags.status())
+        else:
+            _report(report, "external", external_unleash(settings))
         return status(settings)
 
 
@@ -246,9 +161,10 @@ def down(settings: Settings, report: Report | None = None) -> list[str]:
     """Stop what this stack started, in reverse order (never an external part)."""
     stopped: list[str] = []
     with file_lock(_lock(settings)):
-        services: list[DetachedService | PostgresService] = [
-            service for embedded, service in reversed(_detached(settings)) if embedded
-        ]
+        services: list[DetachedService | PostgresService | UnleashService] = []
+        if settings.embedded_unleash:
+            services.append(UnleashService(settings))
+        services += [service for embedded, service in reversed(_detached(settings)) if embedded]
         if settings.embedded_database:
             services.append(PostgresService(settings))
         for service in services:
@@ -260,7 +176,7 @@ def down(settings: Settings, report: Report | None = None) -> list[str]:
 
 
 def _report(report: Report | None, action: str, service_status: ServiceStatus) -> None:
-    if action not in ("started", "stopped"):  # those two are logged where they happen
+    if action not in ("started", "stopped", "off"):  # those are logged where they happen
         log.info(
             f"stack.service.{action}",
             service=service_status.name,

@@ -127,7 +127,7 @@ def service(settings: Settings) -> DetachedService:
         ],
         health=lambda: port_open(HOST, settings.temporal_port) and http_ok(health_url(settings)),
         address=f"{HOST}:{settings.temporal_port}",
-        ui_url=settings.temporal_ui_url,
+        ui_url=settings.embedded_temporal_ui_url,
         data_dirs=[db_file(settings).parent],
     )
 

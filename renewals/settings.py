@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from renewals.domains import DEFAULT_TLDS
 from renewals.errors import ConfigError
@@ -62,6 +63,7 @@ class Settings:
     temporal_tls_key: Path | None = None
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+    temporal_ui_base: str | None = None  # DUALRUN_TEMPORAL_UI_URL; None: the embedded Web UI
     task_queue: str = DEFAULT_TASK_QUEUE
     unleash_url: str | None = None
     unleash_client_token: Secret | None = None
@@ -70,6 +72,10 @@ class Settings:
     unleash_flag: str = "dualrun.renewals"
     unleash_environment: str = "development"
     unleash_refresh_s: int = 1
+    unleash_port: int = 4242  # the local stack's Unleash server
+    # True when unleash_url and its tokens are the local stack's Unleash (found running in the
+    # state dir by the composition root), not configured: the stack still manages it.
+    unleash_stack: bool = False
     flags_bootstrap: Path | None = None  # None: state_dir/flags/bootstrap.json, seeded from ops/
     registry_url: str | None = None
     registry_urls: Mapping[str, str] = field(default_factory=dict)
@@ -110,6 +116,11 @@ class Settings:
         return self.temporal_address is None
 
     @property
+    def embedded_unleash(self) -> bool:
+        """The local stack runs the Unleash server (no DUALRUN_UNLEASH_URL configured)."""
+        return self.unleash_url is None or self.unleash_stack
+
+    @property
     def embedded_registry(self) -> bool:
         return self.registry_url is None and not self.registry_urls
 
@@ -125,8 +136,17 @@ class Settings:
         return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
 
     @property
+    def embedded_temporal_ui_url(self) -> str:
+        """The Web UI of the stack's Temporal dev server."""
+        return f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
     def temporal_ui_url(self) -> str | None:
-        return None if self.temporal_address else f"http://127.0.0.1:{self.temporal_ui_port}"
+        """The Temporal Web UI links point at: DUALRUN_TEMPORAL_UI_URL, else the embedded UI
+        (None for a configured cluster without a UI URL)."""
+        if self.temporal_ui_base is not None:
+            return self.temporal_ui_base
+        return None if self.temporal_address else self.embedded_temporal_ui_url
 
     def registry_base_url(self, tld: str) -> str:
         """Base URL of the registry for `tld` (the simulator serves all under /registries/)."""
@@ -232,6 +252,16 @@ class _Reader:
             raise ConfigError(name, f"must be between 0 and 100, got {value}")
         return value
 
+    def http_url(self, name: str) -> str | None:
+        """An http(s) base URL, without its trailing slash."""
+        raw = self.get(name)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(name, f"must be an http:// or https:// URL, got {raw[:80]!r}")
+        return raw.rstrip("/")
+
     def boolean(self, *names: str) -> bool:
         raw = self.get(*names)
         if raw is None:
@@ -313,6 +343,7 @@ class _Reader:
             temporal_tls_key=Path(key) if key else None,
             temporal_port=self.integer("DUALRUN_TEMPORAL_PORT", d["temporal_port"]),
             temporal_ui_port=self.integer("DUALRUN_TEMPORAL_UI_PORT", d["temporal_ui_port"]),
+            temporal_ui_base=self.http_url("DUALRUN_TEMPORAL_UI_URL"),
             task_queue=self.get("DUALRUN_TASK_QUEUE") or d["task_queue"],
             unleash_url=self.get("DUALRUN_UNLEASH_URL"),
             unleash_client_token=self.secret("DUALRUN_UNLEASH_CLIENT_TOKEN"),
@@ -323,6 +354,7 @@ class _Reader:
             unleash_refresh_s=self.integer(
                 "DUALRUN_UNLEASH_REFRESH", d["unleash_refresh_s"], 1, 3600
             ),
+            unleash_port=self.integer("DUALRUN_UNLEASH_PORT", d["unleash_port"]),
             flags_bootstrap=Path(bootstrap).expanduser().resolve() if bootstrap else None,
             registry_url=self.get("DUALRUN_REGISTRY_URL"),
             registry_urls=self.mapping("DUALRUN_REGISTRY_URLS"),

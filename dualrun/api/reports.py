@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from dualrun.api.errors import ApiError, documented
 from dualrun.api.schemas import RUN_ID_PATTERN
-from dualrun.wiring import flag_info
+from dualrun.wiring import flag_info, workflow_links
 from reconciler.report import MEDIA_TYPES, RunNotFound, load
 from reconciler.report.model import FlagInfo
 from reconciler.report.render_html import CSP
@@ -175,7 +175,14 @@ async def _report(request: Request, run_id: int | None, fmt: str) -> Response:
         return flag_info(request.app.state.chain.read(), settings.tlds)
 
     try:
-        _, text = await load(request.app.state.pool, settings, run_id, fmt, flags=flags)
+        _, text = await load(
+            request.app.state.pool,
+            settings,
+            run_id,
+            fmt,
+            flags=flags,
+            links=workflow_links(settings),
+        )
     except RunNotFound as exc:
         raise ApiError(404, "not_found", str(exc), "run_id") from None
     return Response(text, media_type=MEDIA_TYPES[fmt], headers=_HEADERS)

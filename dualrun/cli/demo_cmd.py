@@ -39,6 +39,8 @@ def _text(result: DemoResult) -> str:
     lines.append(f"report: {doc['report']}")
     if doc.get("temporal_ui"):
         lines.append(f"Temporal Web UI: {doc['temporal_ui']} (stack left up: dualrun stack down)")
+    if doc.get("unleash_ui"):
+        lines.append(f"Unleash admin UI: {doc['unleash_ui']} (login {doc['unleash_login']})")
     return "\n".join(lines)
 
 
@@ -50,11 +52,25 @@ def _text(result: DemoResult) -> str:
     show_default=True,
     help="Domains seeded and renewed, spread over .fr .info .com .de .eu.",
 )
-@click.option("--keep", is_flag=True, help="Leave the stack up afterwards (Temporal Web UI).")
+@click.option(
+    "--keep", is_flag=True, help="Leave the stack up afterwards (Temporal and Unleash Web UIs)."
+)
+@click.option(
+    "--no-unleash",
+    is_flag=True,
+    help="Do not run the Unleash server: flags from the bootstrap file.",
+)
 @click.option("--seed", type=int, default=None, help="Seed of the generated burst.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_app
-def demo(app: AppContext, renewals: int, keep: bool, seed: int | None, as_json: bool) -> None:
+def demo(
+    app: AppContext,
+    renewals: int,
+    keep: bool,
+    no_unleash: bool,
+    seed: int | None,
+    as_json: bool,
+) -> None:
     """A month-start burst through the router and both engines, reconciled; exit 0 only when
     every renewal finished, the Temporal side renewed and charged nothing twice, and every
     injected legacy duplicate was found."""
@@ -69,7 +85,7 @@ def demo(app: AppContext, renewals: int, keep: bool, seed: int | None, as_json: 
         if not as_json:
             click.echo(line, err=True)
 
-    result = run_demo(app.settings, config, keep, say)
+    result = run_demo(app.settings, config, keep, say, unleash=not no_unleash)
     emit(result.document, as_json, _text(result))
     if not result.ok:
         raise click.exceptions.Exit(1)

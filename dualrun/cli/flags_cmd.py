@@ -1,6 +1,7 @@
 """`dualrun flags show|set|on|off|export`: the routing flag, on the Unleash server when one is
-configured (DUALRUN_UNLEASH_URL, admin token DUALRUN_UNLEASH_ADMIN_TOKEN), else in the local
-bootstrap file the router reads. Tokens are only ever sent as headers, never printed."""
+configured (DUALRUN_UNLEASH_URL, admin token DUALRUN_UNLEASH_ADMIN_TOKEN) or the local stack runs
+one, else in the local bootstrap file the router reads. Tokens are only ever sent as headers,
+never printed."""
 
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ from dualrun.cli import (
     worker_cmd,
 )
 from dualrun.cli.context import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, AppContext
+from dualrun.wiring import with_stack_unleash
 from renewals import logs
 from renewals.errors import ConfigError, DualrunError, IdempotencyConflict, InvalidInput
 from renewals.settings import Settings
@@ -41,7 +42,7 @@ from renewals.settings import Settings
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """dualrun: move domain renewals from a legacy engine to Temporal, one TLD at a time."""
-    settings = Settings.from_env()
+    settings = with_stack_unleash(Settings.from_env())  # the stack's Unleash, when it runs
     logs.configure(settings.log_level, settings.log_format, settings.secrets())
     ctx.obj = AppContext(settings)
 

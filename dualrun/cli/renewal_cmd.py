@@ -12,9 +12,11 @@ from typing import Any
 import click
 
 from dualrun.cli.context import EXIT_FAILURE, AppContext, emit, json_option, pass_app
-from dualrun.wiring import renewal_service
+from dualrun.wiring import renewal_service, workflow_links
 from renewals.errors import InvalidInput
-from renewals.model import RenewalRequest
+from renewals.model import Engine, Mode, RenewalRequest
+from temporal_flow.ids import workflow_id
+from temporal_flow.types import RunMode
 
 
 def _years(raw: str | None) -> int | None:
@@ -86,13 +88,34 @@ def status(app: AppContext, operation_id: str, as_json: bool) -> None:
             return await service.status(operation_id)
 
     doc = asyncio.run(run())
+    doc.update(_workflow_urls(app, doc))
     outcome = {k: v for k, v in doc["outcome"].items() if v is not None}
     text = (
         f"{doc['operation_id']}  {doc['domain']}  engine={doc['engine']}  mode={doc['mode']}"
         f"  status={doc['status']}  step={doc['step']}"
         + (f"\noutcome: {outcome}" if outcome else "")
+        + (
+            f"\nworkflow in the Temporal Web UI: {doc['workflow_url']}"
+            if doc["workflow_url"]
+            else ""
+        )
+        + (f"\nshadow plan in the Temporal Web UI: {doc['plan_url']}" if doc["plan_url"] else "")
     )
     emit(doc, as_json, text)
+
+
+def _workflow_urls(app: AppContext, doc: dict[str, Any]) -> dict[str, str | None]:
+    """The operation's workflow (a Temporal renewal) and its shadow plan's (a legacy renewal
+    in shadow mode) in the Temporal Web UI."""
+    links = workflow_links(app.settings)
+    key = doc["idempotency_key"]
+    temporal = doc["engine"] == Engine.TEMPORAL.value
+    return {
+        "workflow_url": links.workflow(doc["workflow_id"] or key) if temporal else None,
+        "plan_url": links.workflow(workflow_id(key, RunMode.SHADOW))
+        if doc["mode"] == Mode.SHADOW.value
+        else None,
+    }
 
 
 @click.command("cancel")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from dualrun.cli.context import AppContext, pass_app
-from dualrun.wiring import read_flags
+from dualrun.wiring import read_flags, workflow_links
 from reconciler.report import FORMATS, Thresholds, load
 from renewals.db.pool import async_pool
 
@@ -87,7 +87,14 @@ def report(
         try:
             flags = partial(read_flags, app.settings)
             _, text = await load(
-                pool, app.settings, run_id, fmt, flags=flags, thresholds=thresholds, fresh=fresh
+                pool,
+                app.settings,
+                run_id,
+                fmt,
+                flags=flags,
+                thresholds=thresholds,
+                fresh=fresh,
+                links=workflow_links(app.settings),
             )
         finally:
             await pool.close()

@@ -19,11 +19,18 @@ from dualrun.demo.processes import EngineProcesses
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import RuleChange
 from dualrun.rollout.actions import current, verdicts
-from dualrun.wiring import migrate_for, reconciler, renewal_service, write_report
-from ops import stack
+from dualrun.wiring import (
+    migrate_for,
+    reconciler,
+    renewal_service,
+    stack_down,
+    stack_up,
+    write_report,
+)
 from ops.legacy_engine.autorenew import create_batch
 from ops.processes import ServiceStatus
 from ops.registry_sim.admin import SimAdmin
+from ops.unleash.stack import LOGIN
 from reconciler.model import Window
 from reconciler.report.verdict import Verdict
 from renewals.db.pool import async_pool
@@ -44,22 +51,25 @@ class DemoResult:
         return all(self.document["invariants"].values())
 
 
-def prepare(settings: Settings, config: DemoConfig, say: Say) -> tuple[Domains, bool]:
-    """Bring the stack up, set the flags, seed the registries. Returns (domains, started)."""
+def prepare(
+    settings: Settings, config: DemoConfig, say: Say, unleash: bool = True
+) -> tuple[Domains, bool, Settings]:
+    """Bring the stack up, set the flags, seed the registries. Returns (domains, started, the
+    settings using the stack's Unleash when it runs)."""
     started = False
 
     def report(action: str, status: ServiceStatus) -> None:
         nonlocal started
         started = started or action == "started"
-        say(f"  {status.name:<13} {action:<8} {status.address}")
+        say(f"  {status.name:<13} {action:<8} {status.note if action == 'off' else status.address}")
 
     say("stack:")
-    stack.up(settings, report)
+    _, settings = stack_up(settings, report, unleash=unleash)
     migrate_for(settings)
-    set_enabled(settings, True)
+    _, where = set_enabled(settings, True)
     for tld, (mode, rollout) in FLAGS.items():
         set_rule(settings, RuleChange(tld, mode, rollout))
-    say("flags: " + ", ".join(f".{t} {m.value} {r}%" for t, (m, r) in FLAGS.items()))
+    say(f"flags ({where}): " + ", ".join(f".{t} {m.value} {r}%" for t, (m, r) in FLAGS.items()))
     domains = make_domains(config, dt.datetime.now(dt.UTC).date())
     with SimAdmin.for_settings(settings) as admin:
         for tld, names in domains.by_tld.items():
@@ -81,7 +91,7 @@ def prepare(settings: Settings, config: DemoConfig, say: Say) -> tuple[Domains, 
             )
     total = sum(len(v) for v in domains.by_tld.values())
     say(f"registries: {total} domains seeded over {', '.join('.' + t for t in FLAGS)}")
-    return domains, started
+    return domains, started, settings
 
 
 async def burst(
@@ -205,9 +215,11 @@ async def _rollout(pool: Any, settings: Settings) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_demo(settings: Settings, config: DemoConfig, keep: bool, say: Say) -> DemoResult:
+def run_demo(
+    settings: Settings, config: DemoConfig, keep: bool, say: Say, *, unleash: bool = True
+) -> DemoResult:
     started_at = dt.datetime.now(dt.UTC)
-    domains, started_stack = prepare(settings, config, say)
+    domains, started_stack, settings = prepare(settings, config, say, unleash)
     engines = EngineProcesses(settings.state_dir / "logs", config.robots)
     try:
         for _ in range(config.workers):
@@ -219,8 +231,12 @@ def run_demo(settings: Settings, config: DemoConfig, keep: bool, say: Say) -> De
         engines.stop()
     document = asyncio.run(conclude(settings, domains, duplicated, started_at))
     document["duration_s"] = round((dt.datetime.now(dt.UTC) - started_at).total_seconds(), 1)
+    document["flags_from"] = "unleash" if settings.unleash_url else "bootstrap file"
     if keep:
         document["temporal_ui"] = settings.temporal_ui_url
+        if settings.unleash_stack:
+            document["unleash_ui"] = settings.unleash_url
+            document["unleash_login"] = LOGIN
     elif started_stack:
-        stack.down(settings)
+        stack_down(settings)
     return DemoResult(document)

@@ -54,7 +54,7 @@ class FlagChain:
                 return
         metrics.show_source(view.source)
         fields = {"source": view.source.value, "previous": previous, "flag": self.flag}
-        if view.source == FlagSourceKind.SERVER:
+        if view.source == FlagSourceKind.UNLEASH:
             event = "router.flags.recovered" if previous is not None else "router.flags.source"
             log.info(event, **fields)
         elif self.server_configured or view.source == FlagSourceKind.DEFAULT:

@@ -9,7 +9,7 @@ from renewals.model import Mode
 
 FLAG_SOURCE = Gauge(
     "dualrun_flag_source",
-    "1 for the flag source the router uses now (server, last-known, bootstrap, default)",
+    "1 for the flag source the router uses now (unleash, last-known, bootstrap, default)",
     ["source"],
 )
 FLAG_FALLBACKS = Counter(

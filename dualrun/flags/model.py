@@ -27,7 +27,7 @@ STRATEGY = "flexibleRollout"
 class FlagSourceKind(StrEnum):
     """Where the flag state behind a decision came from (the fallback chain, in order)."""
 
-    SERVER = "server"
+    UNLEASH = "unleash"  # the Unleash server (configured, or the local stack's)
     LAST_KNOWN = "last-known"
     BOOTSTRAP = "bootstrap"
     DEFAULT = "default"

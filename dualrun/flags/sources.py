@@ -92,7 +92,7 @@ class _Parsed:
 class UnleashServerSource:
     """The Unleash server, polled every `refresh_s` by UnleashClient.
 
-    `read()` is `server` while the server answered within `stale_after_s`, `last-known` once it
+    `read()` is `unleash` while the server answered within `stale_after_s`, `last-known` once it
     stops answering (the SDK keeps evaluating the last flags it saw), and None before any answer.
     """
 
@@ -154,7 +154,7 @@ class UnleashServerSource:
             return None
         age = self.seconds_since_answer()
         if age is not None and age <= self.stale_after_s:
-            return FlagView(FlagSourceKind.SERVER, state, self._client.get_variant)
+            return FlagView(FlagSourceKind.UNLEASH, state, self._client.get_variant)
         detail = f"unleash has not answered for {age or 0:.1f} s: using the last flags seen"
         return FlagView(FlagSourceKind.LAST_KNOWN, state, self._client.get_variant, detail)
 

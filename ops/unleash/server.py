@@ -2,7 +2,8 @@
 
 `npm ci` in this directory installs it into `node_modules/` (CI does it in `.ci/run`). Tokens
 travel in the child's environment only (INIT_ADMIN_API_TOKENS / INIT_BACKEND_API_TOKENS), never
-on a command line. Used by the test fixtures; `start`/`stop` are idempotent.
+on a command line. `UnleashServer` is what the test fixtures start (`start`/`stop` are
+idempotent); the local stack runs the same script as one of its services (ops.unleash.stack).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ops.processes import HOST, log_tail, port_open, spawn, stop_group, wait_until
 from renewals.errors import DualrunError
+from renewals.files import file_lock
 
 HERE = Path(__file__).parent
 START_SCRIPT = HERE / "start.mjs"
@@ -38,6 +41,9 @@ class UnleashStartError(DualrunError):
         super().__init__(f"unleash: {problem}\n--- last lines of its log ---\n{tail}")
 
 
+MIN_NODE = 20
+
+
 def node() -> str:
     found = shutil.which("node")
     if found is None:
@@ -45,21 +51,38 @@ def node() -> str:
     return found
 
 
-def ensure_installed(timeout_s: float = 600.0) -> str:
-    """`npm ci` here when `unleash-server` is not installed yet; returns its version."""
-    import subprocess
+def node_problem() -> str | None:
+    """Why Node cannot run the server here (None: `node` on PATH is version MIN_NODE or later)."""
+    found = shutil.which("node")
+    if found is None:
+        return f"Node >= {MIN_NODE} not found"
+    try:
+        version = subprocess.run(
+            [found, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return f"Node >= {MIN_NODE} not found ({found} does not tell its version)"
+    if major < MIN_NODE:
+        return f"Node >= {MIN_NODE} not found ({found} is {version})"
+    return None
 
-    if not PACKAGE.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise UnleashNotInstalled()
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=HERE,
-            check=True,
-            timeout=timeout_s,
-            stdout=subprocess.DEVNULL,
-        )
+
+def ensure_installed(timeout_s: float = 600.0) -> str:
+    """`npm ci` here when `unleash-server` is not installed yet (one process at a time);
+    returns its version."""
+    with file_lock(HERE / ".npm-ci.lock"):
+        if not PACKAGE.exists():
+            npm = shutil.which("npm")
+            if npm is None:
+                raise UnleashNotInstalled()
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=HERE,
+                check=True,
+                timeout=timeout_s,
+                stdout=subprocess.DEVNULL,
+            )
     return installed_version()
 
 
@@ -95,6 +118,11 @@ def drop_database(server_dsn: str, name: str) -> None:
 
 def _token() -> str:
     return secrets.token_hex(24)
+
+
+def new_tokens(environment: str = "development") -> tuple[str, str]:
+    """A new (admin, client) token pair in Unleash's format: `*:*.<hex>`, `default:<env>.<hex>`."""
+    return f"*:*.{_token()}", f"default:{environment}.{_token()}"
 
 
 @dataclass

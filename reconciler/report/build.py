@@ -15,6 +15,7 @@ from reconciler.report.model import FlagInfo
 from reconciler.report.render_html import render_html
 from reconciler.report.render_md import render_md
 from reconciler.report.verdict import Thresholds, decide
+from renewals.links import NO_LINKS, WorkflowLinks
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,7 @@ async def build_report(
     flags: FlagInfo,
     thresholds: Thresholds,
     tlds: Iterable[str],
+    links: WorkflowLinks = NO_LINKS,
 ) -> Report:
     figures = await collect(pool, run_id, runs=thresholds.runs)
     run_ok = figures.run.status == "ok"
@@ -48,7 +50,7 @@ async def build_report(
         )
         for tld in sorted(set(tlds))
     )
-    report = Report(figures, flags, readiness, thresholds, dt.datetime.now(dt.UTC))
+    report = Report(figures, flags, readiness, thresholds, dt.datetime.now(dt.UTC), links)
     log.info(
         "report.built",
         run_id=run_id,

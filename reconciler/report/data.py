@@ -80,10 +80,20 @@ SELECT kind, severity, count(*) AS n FROM findings
 WHERE first_run_id = %(run)s OR last_run_id = %(run)s
 GROUP BY kind, severity ORDER BY kind
 """
+# The Temporal workflow of a finding: its Temporal operation's, else the shadow plan's (a shadow
+# mismatch), else the idempotency key when the finding is on Temporal (the live workflow's id).
 _FINDINGS = """
 SELECT finding_key AS key, kind, severity, tld, engine, summary, idempotency_key,
-       operation_ids, first_run_id = %(run)s AS new
-FROM findings WHERE first_run_id = %(run)s OR last_run_id = %(run)s
+       operation_ids, first_run_id = %(run)s AS new,
+       coalesce(
+         (SELECT o.workflow_id FROM operations o
+          WHERE o.operation_id = ANY (f.operation_ids) AND o.engine = 'temporal'
+            AND o.workflow_id IS NOT NULL ORDER BY o.created_at LIMIT 1),
+         (SELECT p.workflow_id FROM shadow_plans p
+          WHERE f.kind = 'shadow_mismatch' AND p.idempotency_key = f.idempotency_key),
+         CASE WHEN 'temporal' = ANY (string_to_array(f.engine, ',')) THEN f.idempotency_key END
+       ) AS workflow_id
+FROM findings f WHERE first_run_id = %(run)s OR last_run_id = %(run)s
 ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, finding_key
 LIMIT %(limit)s
 """

@@ -1,4 +1,5 @@
-"""A run's report as one value: its figures, the flag state, the readiness verdicts."""
+"""A run's report as one value: its figures, the flag state, the readiness verdicts, and where
+its findings' Temporal workflows are in the Web UI."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.report.model import SEVERITIES, Figures, FlagInfo
+from reconciler.report.model import SEVERITIES, Figures, FindingRow, FlagInfo
 from reconciler.report.verdict import Readiness, Thresholds
+from renewals.links import NO_LINKS, WorkflowLinks
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,11 @@ class Report:
     readiness: tuple[Readiness, ...]
     thresholds: Thresholds
     generated_at: dt.datetime
+    links: WorkflowLinks = NO_LINKS
+
+    def workflow_url(self, row: FindingRow) -> str | None:
+        """The Web UI page of the Temporal workflow a finding is about (None: none, or no UI)."""
+        return self.links.workflow(row.workflow_id)
 
     @property
     def run_id(self) -> int:
@@ -50,6 +57,8 @@ class Report:
             "findings_total": f.findings_total,
             "findings_by_kind": dict(sorted(f.by_kind.items())),
             "findings_by_severity": {s: f.by_severity.get(s, 0) for s in SEVERITIES},
-            "findings": [row.as_dict() for row in f.findings],
+            "findings": [
+                {**row.as_dict(), "workflow_url": self.workflow_url(row)} for row in f.findings
+            ],
             "history": [p.as_dict() for p in f.history],
         }

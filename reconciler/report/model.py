@@ -155,6 +155,7 @@ class FindingRow:
     idempotency_key: str | None
     operation_ids: tuple[str, ...]
     new: bool
+    workflow_id: str | None = None  # the Temporal workflow it is about, when there is one
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "operation_ids": list(self.operation_ids)}

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from reconciler.report import charts
 from reconciler.report.charts import esc
 from reconciler.report.document import Report
-from reconciler.report.model import SEVERITIES
+from reconciler.report.model import SEVERITIES, FindingRow
 from reconciler.report.render_md import (
     ENGINE_HEADER,
     ROLLOUT_HEADER,
@@ -107,6 +107,17 @@ def _flags(report: Report) -> str:
     return f'<p class="meta">{esc(note)}</p>' + table(("TLD", "mode", "rollout"), rows)
 
 
+def _workflow_link(report: Report, row: FindingRow) -> str:
+    """A link to the finding's workflow in the Temporal Web UI, when there is one."""
+    url = report.workflow_url(row)
+    if url is None:
+        return ""
+    return (
+        f'<a class="workflow" href="{esc(url)}" data-workflow-id="{esc(row.workflow_id)}" '
+        f'rel="noopener noreferrer">workflow</a>'
+    )
+
+
 def _findings(report: Report) -> str:
     f = report.figures
     if not f.by_kind:
@@ -118,10 +129,12 @@ def _findings(report: Report) -> str:
             f'<tr><td class="sev-{esc(x.severity)}">{esc(x.severity)}</td><td>{esc(x.kind)}</td>'
             f"<td>{esc(x.tld or '-')}</td><td>{esc(x.engine or '-')}</td>"
             f'<td class="summary">{esc(x.summary)}</td>'
-            f"<td>{esc(x.idempotency_key or x.key)}</td><td>{'new' if x.new else ''}</td></tr>"
+            f"<td>{esc(x.idempotency_key or x.key)}</td><td>{'new' if x.new else ''}</td>"
+            f"<td>{_workflow_link(report, x)}</td></tr>"
         )
     head = "".join(
-        f"<th>{h}</th>" for h in ("severity", "kind", "TLD", "engine", "summary", "key", "new")
+        f"<th>{h}</th>"
+        for h in ("severity", "kind", "TLD", "engine", "summary", "key", "new", "Temporal")
     )
     shown = f"{len(f.findings)} of {f.findings_total}"
     return (

@@ -18,6 +18,7 @@ from reconciler.report.document import Report
 from reconciler.report.model import FlagInfo
 from reconciler.report.verdict import Thresholds
 from renewals.files import file_lock
+from renewals.links import NO_LINKS, WorkflowLinks
 from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ async def load(
     flags: FlagReader,
     thresholds: Thresholds | None = None,
     fresh: bool = False,
+    links: WorkflowLinks = NO_LINKS,
 ) -> tuple[int, str]:
     """The report of `run_id` (None: the latest full run) as stored, else generated now
     (not stored: readers never write). Raises RunNotFound for an unknown run."""
@@ -91,15 +93,21 @@ async def load(
         flags=await flags(),
         thresholds=thresholds or Thresholds.from_settings(settings),
         tlds=settings.tlds,
+        links=links,
     )
     return run_id, render(report, fmt)
 
 
 async def write_after_run(
-    settings: Settings, pool: AsyncConnectionPool, flags: FlagReader, summary: RunSummary
+    settings: Settings,
+    pool: AsyncConnectionPool,
+    flags: FlagReader,
+    summary: RunSummary,
+    links: WorkflowLinks = NO_LINKS,
 ) -> dict[str, Path] | None:
-    """After a reconciliation: its report files. A failure is logged, never raised (the run
-    itself is recorded and alerted on already)."""
+    """After a reconciliation: its report files (`links`: where its findings' workflows are
+    in the Temporal Web UI). A failure is logged, never raised (the run itself is recorded and
+    alerted on already)."""
     try:
         report = await build_report(
             pool,
@@ -107,6 +115,7 @@ async def write_after_run(
             flags=await flags(),
             thresholds=Thresholds.from_settings(settings),
             tlds=settings.tlds,
+            links=links,
         )
         written = write(report, settings.reports_dir)
     except Exception as exc:

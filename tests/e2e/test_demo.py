@@ -38,6 +38,7 @@ def demo_env() -> Iterator[dict[str, str]]:
             "DUALRUN_TEMPORAL_PORT": str(_free_port()),
             "DUALRUN_TEMPORAL_UI_PORT": str(_free_port()),
             "DUALRUN_REGISTRY_SIM_PORT": str(_free_port()),
+            "DUALRUN_UNLEASH_PORT": str(_free_port()),
         }
     )
     yield env
@@ -66,9 +67,12 @@ def test_demo_runs_to_its_summary_and_holds_its_invariants(demo_env: dict[str, s
         assert engine["count"] > 0 and engine["unfinished"] == 0
         assert engine["p50_s"] is not None and engine["p95_s"] >= engine["p50_s"]
     assert summary["invariants"] and all(summary["invariants"].values())
+    assert summary["flags_from"] == "unleash"  # the stack's own Unleash server (Node is here)
     assert summary["findings"].get("duplicate_operation", 0) >= 1  # the injected duplicates
     report = Path(summary["report"])
     assert report.suffix == ".html" and report.exists()
     assert "<svg" in report.read_text()  # the charts of the run's report
-    for port in ("DUALRUN_PG_PORT", "DUALRUN_TEMPORAL_PORT", "DUALRUN_REGISTRY_SIM_PORT"):
+    ports = ("DUALRUN_PG_PORT", "DUALRUN_TEMPORAL_PORT", "DUALRUN_REGISTRY_SIM_PORT",
+             "DUALRUN_UNLEASH_PORT")  # fmt: skip
+    for port in ports:
         assert not port_open("127.0.0.1", int(demo_env[port])), f"{port} still open"

@@ -59,7 +59,7 @@ async def test_unleash_stopped_mid_burst_routing_continues_from_last_flags(
 
             async def flags_seen() -> bool:
                 d = router.route("probe.fr")
-                return d.engine == Engine.TEMPORAL and d.source == FlagSourceKind.SERVER
+                return d.engine == Engine.TEMPORAL and d.source == FlagSourceKind.UNLEASH
 
             await until(flags_seen, "the router sees the flags from the server", 60)
             h.admin.configure("fr", latency_ms=300)
@@ -102,7 +102,7 @@ async def test_unleash_stopped_mid_burst_routing_continues_from_last_flags(
             )
         }
     assert len(decisions) == len(requests)
-    for half, source in ((before, "server"), (after, "last-known")):
+    for half, source in ((before, "unleash"), (after, "last-known")):
         for r in half:
             d = decisions[r.idempotency_key]
             engine = "temporal" if r.domain.endswith(".fr") else "legacy"

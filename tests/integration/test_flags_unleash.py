@@ -93,8 +93,8 @@ def test_set_creates_everything_then_is_idempotent(cli: Cli, env: dict[str, str]
     }  # fmt: skip
     code, out, _ = cli("flags", "show", "--json")
     shown = json.loads(out)
-    assert shown["source"] == "server" and shown["flag"] == env["DUALRUN_UNLEASH_FLAG"]
-    assert {"tld": "fr", "mode": "temporal", "rollout": 25, "source": "server"} in shown["tlds"]
+    assert shown["source"] == "unleash" and shown["flag"] == env["DUALRUN_UNLEASH_FLAG"]
+    assert {"tld": "fr", "mode": "temporal", "rollout": 25, "source": "unleash"} in shown["tlds"]
 
 
 def test_rollout_shares_stickiness_flip_time_and_kill_switch(
@@ -159,7 +159,7 @@ def test_fallback_chain(
     assert cli("flags", "set", "info", "temporal", "--rollout", "100")[0] == 0
     router = Router(chain)
     _wait(lambda: router.route("a.info").engine == Engine.TEMPORAL)
-    assert router.route("a.info").source == FlagSourceKind.SERVER
+    assert router.route("a.info").source == FlagSourceKind.UNLEASH
     before = _fallbacks("last-known")
     with structlog.testing.capture_logs() as logs:
         unleash_server.stop()
@@ -186,14 +186,14 @@ def test_fallback_chain(
             nothing.close()
         finally:
             unleash_server.start()
-        _wait(lambda: router.route("a.info").source == FlagSourceKind.SERVER, 30)
+        _wait(lambda: router.route("a.info").source == FlagSourceKind.UNLEASH, 30)
     assert booted.source == FlagSourceKind.BOOTSTRAP and booted.engine == Engine.LEGACY
     assert default.source == FlagSourceKind.DEFAULT and default.engine == Engine.LEGACY
     assert "everything goes to legacy" in default.reason
     events = [(e["event"], e.get("source")) for e in logs]
     for source in ("last-known", "bootstrap", "default"):
         assert ("router.flags.fallback", source) in events
-    assert ("router.flags.recovered", "server") in events
+    assert ("router.flags.recovered", "unleash") in events
     assert _fallbacks("last-known") == before + 1
 
 

@@ -279,7 +279,7 @@ async def test_direct_data_kinds(h: Harness, receiver: Receiver) -> None:
         """INSERT INTO routing_decisions (idempotency_key, operation_id, domain, tld,
            current_expiry, years, customer_id, mode, engine, flag_source, reason)
            VALUES (%s, 'op-other', 'routed.fr', 'fr', %s, 1, 'cust-1', 'temporal', 'temporal',
-                   'server', 'fr temporal 100%%')""",
+                   'unleash', 'fr temporal 100%%')""",
         misrouted.idempotency_key,
         EXPIRY,
     )

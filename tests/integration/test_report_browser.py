@@ -1,5 +1,5 @@
 """The HTML report in headless Chromium (Debian's `chromium`): offline, charts rendered with the
-run's numbers, markup in the data shown as text."""
+run's numbers, markup in the data shown as text, findings linked to their Temporal workflows."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from tests.integration.test_report import report_env
 from tests.report_seed import HOSTILE_TLD, Seeded, seed
 
 pytestmark = pytest.mark.integration
+
+UI, NAMESPACE = "https://temporal.example.test/ui", "renewals-prod"
 
 FLAGS = [
     "--headless",
@@ -69,7 +71,9 @@ def page(
 ) -> tuple[Path, Seeded]:
     """The seeded run's HTML report, written by `dualrun report --output`."""
     seeded = seed(db_dsn)
-    cli: Cli = cli_runner(report_env(db_dsn, tmp_path), monkeypatch, capsys)
+    env = {**report_env(db_dsn, tmp_path), "DUALRUN_TEMPORAL_UI_URL": UI,
+           "DUALRUN_TEMPORAL_NAMESPACE": NAMESPACE}  # fmt: skip
+    cli: Cli = cli_runner(env, monkeypatch, capsys)
     target = tmp_path / "report.html"
     code, _, err = cli("report", "--run", str(seeded.run_id), "--format", "html",
                        "--output", str(target))  # fmt: skip
@@ -127,3 +131,21 @@ def test_chromium_screenshot(page: tuple[Path, Seeded], tmp_path: Path) -> None:
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", path.as_uri())
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+
+
+def test_chromium_links_temporal_findings_to_their_workflows(
+    page: tuple[Path, Seeded], tmp_path: Path
+) -> None:
+    """Findings on Temporal renewals (and a shadow plan) link to the workflow in the Web UI at
+    DUALRUN_TEMPORAL_UI_URL, id URL-encoded; a finding on legacy alone has no link."""
+    path, _ = page
+    dom = Dom()
+    dom.feed(chromium(tmp_path, "--dump-dom", path.as_uri()).stdout)
+    base = f"{UI}/namespaces/{NAMESPACE}/workflows/"
+    links = {a["data-workflow-id"]: a["href"] for a in dom.having("a", **{"class": "workflow"})}
+    assert links == {
+        "renew:i0.info:2027-01-01": f"{base}renew%3Ai0.info%3A2027-01-01",  # legacy,temporal
+        "renew:t2.fr:2027-01-01": f"{base}renew%3At2.fr%3A2027-01-01",  # stuck on Temporal
+        "wf-s0.de": f"{base}wf-s0.de",  # the shadow plan of a shadow mismatch
+    }
+    assert len(dom.having("a")) == 3  # the duplicate on legacy alone links nowhere

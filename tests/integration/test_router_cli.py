@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from dualrun.flags.local import SEED
@@ -184,3 +185,52 @@ def test_flags_set_bad_input_names_the_field(cli: Cli, cli_env: dict[str, str]) 
         code, _, err = cli("flags", "set", *args)
         assert code == 2 and f"error: {field}:" in err, (args, err)
     assert boot.read_text() == before
+
+
+def _operation(dsn: str, op_id: str, domain: str, engine: str, mode: str | None) -> str:
+    """An operation (and its routing decision when `mode`), written as the router does."""
+    key = f"renew:{domain}:{EXPIRY}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO operations (operation_id, idempotency_key, domain, tld, years,"
+            " current_expiry, customer_id, engine, status, workflow_id)"
+            " VALUES (%s, %s, %s, %s, 1, %s, 'c-1', %s, 'doing', %s)",
+            (op_id, key, domain, domain.rsplit(".", 1)[1], EXPIRY, engine,
+             key if engine == "temporal" else None),
+        )  # fmt: skip
+        if mode is not None:
+            conn.execute(
+                "INSERT INTO routing_decisions (idempotency_key, operation_id, domain, tld,"
+                " current_expiry, years, customer_id, mode, engine, flag_source, reason)"
+                " VALUES (%s, %s, %s, %s, %s, 1, 'c-1', %s, %s, 'bootstrap', 'test')",
+                (key, op_id, domain, domain.rsplit(".", 1)[1], EXPIRY, mode, engine),
+            )
+    return key
+
+
+def test_status_links_the_workflow_in_the_temporal_web_ui(
+    cli_env: dict[str, str],
+    db_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`dualrun status` prints a Temporal renewal's workflow link (a shadow renewal's: its
+    plan's) at DUALRUN_TEMPORAL_UI_URL; a legacy renewal gets none."""
+    ui = "https://temporal.example.test/ui"
+    env = {**cli_env, "DUALRUN_TEMPORAL_UI_URL": ui, "DUALRUN_TEMPORAL_NAMESPACE": "prod"}
+    cli = cli_runner(env, monkeypatch, capsys)
+    _operation(db_dsn, "op-link-t", "linked.fr", "temporal", "temporal")
+    _operation(db_dsn, "op-link-s", "planned.info", "legacy", "shadow")
+    _operation(db_dsn, "op-link-l", "plain.com", "legacy", "legacy")
+    base = f"{ui}/namespaces/prod/workflows"
+
+    code, out, _ = cli("status", "op-link-t")
+    wanted = f"{base}/renew%3Alinked.fr%3A{EXPIRY}"
+    assert code == 0 and f"workflow in the Temporal Web UI: {wanted}" in out
+    code, out, _ = cli("status", "op-link-t", "--json")
+    assert (json.loads(out)["workflow_url"], json.loads(out)["plan_url"]) == (wanted, None)
+    code, out, _ = cli("status", "op-link-s", "--json")
+    plan = f"{base}/shadow%3Arenew%3Aplanned.info%3A{EXPIRY}"
+    assert (json.loads(out)["workflow_url"], json.loads(out)["plan_url"]) == (None, plan)
+    code, out, _ = cli("status", "op-link-l")
+    assert code == 0 and "Temporal Web UI" not in out

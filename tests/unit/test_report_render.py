@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html.parser import HTMLParser
 
 from reconciler.report import charts
@@ -24,6 +25,7 @@ from reconciler.report.model import (
 )
 from reconciler.report.render_md import md
 from reconciler.report.verdict import Thresholds, decide
+from renewals.links import WorkflowLinks
 
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 XSS = "<img src=x onerror=alert(1)>"
@@ -155,3 +157,41 @@ def test_charts_without_data_say_so() -> None:
     assert "no finished operation" in charts.durations([EngineFigures("fr", "legacy", 1)])
     assert "no full reconciliation run yet" in charts.findings([])
     assert "no shadow comparison" in charts.shadow([], 99.5)
+
+
+def test_html_links_temporal_findings_to_their_workflow() -> None:
+    """With a Web UI, a finding on a Temporal workflow links to it (id URL-encoded); others not."""
+    base = sample()
+    on_temporal = FindingRow("k3", "stuck_operation", "warning", "fr", "temporal", "stuck",
+                             "renew:t.fr:2027-01-01", ("op-3",), True,
+                             f"renew:{XSS}:2027-01-01")  # fmt: skip
+    figures = replace(base.figures, findings=(*base.figures.findings, on_temporal))
+    links = WorkflowLinks("https://temporal.example/ui/", "prod")
+    page = render(replace(base, figures=figures, links=links), "html")
+    parsed = Anchors()
+    parsed.feed(page)
+    wanted = ("https://temporal.example/ui/namespaces/prod/workflows/"
+              "renew%3A%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%3A2027-01-01")  # fmt: skip
+    assert parsed.hrefs == [wanted]
+    assert XSS not in page
+    doc = json.loads(render(replace(base, figures=figures, links=links), "json"))
+    assert [f["workflow_url"] for f in doc["findings"]] == [None, None, wanted]
+    assert Anchors.of(render(replace(base, figures=figures), "html")) == []  # no UI, no link
+
+
+class Anchors(HTMLParser):
+    """The href of every <a> of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.append(dict(attrs).get("href"))
+
+    @classmethod
+    def of(cls, page: str) -> list[str | None]:
+        parsed = cls()
+        parsed.feed(page)
+        return parsed.hrefs

@@ -111,3 +111,35 @@ def test_bad_api_auth_settings_name_the_variable(env: dict[str, str], variable: 
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)
     assert err.value.variable == variable and "same" not in str(err.value)
+
+
+def test_temporal_ui_url() -> None:
+    """Links go to DUALRUN_TEMPORAL_UI_URL, else the embedded UI; none for a bare cluster."""
+    assert Settings.from_env({"DUALRUN_TEMPORAL_UI_PORT": "18233"}).temporal_ui_url == (
+        "http://127.0.0.1:18233"
+    )
+    assert Settings.from_env({"TEMPORAL_ADDRESS": "t.internal:7233"}).temporal_ui_url is None
+    configured = Settings.from_env(
+        {"TEMPORAL_ADDRESS": "t.internal:7233", "DUALRUN_TEMPORAL_UI_URL": "https://t.example/ui/"}
+    )
+    assert configured.temporal_ui_url == "https://t.example/ui"
+    assert configured.embedded_temporal_ui_url == "http://127.0.0.1:8233"
+
+
+@pytest.mark.parametrize("value", ["javascript:alert(1)", "temporal.example"])
+def test_bad_ui_url_names_the_variable(value: str) -> None:
+    """A UI URL that is not http(s) is refused naming the variable."""
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DUALRUN_TEMPORAL_UI_URL": value})
+    assert err.value.variable == "DUALRUN_TEMPORAL_UI_URL"
+
+
+def test_unleash_port_and_where_unleash_runs() -> None:
+    """The stack's Unleash listens on DUALRUN_UNLEASH_PORT; a configured URL is not the stack's."""
+    embedded = Settings.from_env({"DUALRUN_UNLEASH_PORT": "14242"})
+    assert embedded.unleash_port == 14242 and embedded.embedded_unleash
+    assert Settings.from_env({}).unleash_port == 4242
+    assert not Settings.from_env({"DUALRUN_UNLEASH_URL": "http://u:4242"}).embedded_unleash
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DUALRUN_UNLEASH_PORT": "0"})
+    assert err.value.variable == "DUALRUN_UNLEASH_PORT"
