@@ -56,6 +56,17 @@ class Redactor:
         return event
 
 
+class RedactingFormatter(logging.Formatter):
+    """The standard formatter, with every secret masked in the line and its traceback."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record), self.secrets)
+
+
 def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
     """Configure structlog (and stdlib logging through it) once per process."""
     numeric = logging.getLevelName(level.upper())
@@ -81,3 +92,5 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:  # stdlib lines (uvicorn's tracebacks) too
+        handler.setFormatter(RedactingFormatter(secrets))

@@ -15,7 +15,7 @@ from renewals.errors import InvalidInput
 
 MIN_YEARS = 1
 MAX_YEARS = 10
-_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 REQUEST_FIELDS = ("domain", "years", "current_expiry", "customer_id", "operation_id")
 REQUIRED_FIELDS = ("domain", "years", "current_expiry", "customer_id")
 
@@ -117,7 +117,7 @@ def _date(raw: object, field: str) -> dt.date:
 def _token(raw: object, field: str) -> str:
     if not isinstance(raw, str):
         raise InvalidInput(field, f"must be a string, got {type(raw).__name__}")
-    if not _TOKEN.match(raw):
+    if not _TOKEN.fullmatch(raw):  # `$` would let a trailing newline through
         raise InvalidInput(
             field, "must be 1-64 characters of letters, digits, '.', '_', ':' or '-'"
         )

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from renewals import operations
@@ -33,6 +38,7 @@ from temporal_flow.workflows import RenewDomain
 log = structlog.get_logger(__name__)
 
 Connect = Callable[[], Awaitable[Client]]
+CANCEL_ANSWER_S = 10.0  # a cancel waits this long for the workflow's answer
 
 
 class TemporalEngine:
@@ -97,7 +103,20 @@ class TemporalEngine:
         client = await self.client()
         handle = client.get_workflow_handle(operation.workflow_id or operation.idempotency_key)
         try:
-            await handle.execute_update(RenewDomain.request_cancel, reason)
+            await handle.execute_update(
+                RenewDomain.request_cancel, reason, rpc_timeout=timedelta(seconds=CANCEL_ANSWER_S)
+            )
+        except WorkflowUpdateRPCTimeoutOrCancelledError:  # no worker took it: the row's flag is
+            # honoured instead, before each side effect
+            async with self.pool.connection() as conn:
+                await operations.flag_cancel(conn, op, {"via": "flag", "reason": reason})
+            log.warning("temporal.cancel.flagged", operation_id=op, waited_s=CANCEL_ANSWER_S)
+            message = (
+                f"no worker answered within {CANCEL_ANSWER_S:.0f} s: the cancel is flagged in "
+                "the database; the renewal stops before its next charge or registry renew, "
+                "unless it has reached the registry already"
+            )
+            return CancelResult(op, Engine.TEMPORAL, True, operation.status.value, message)
         except WorkflowUpdateFailedError as exc:
             message = f"refused by the workflow: {_cause(exc)}"
             log.info("temporal.cancel.refused", operation_id=op, reason=message)

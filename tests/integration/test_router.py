@@ -3,6 +3,7 @@ pinning, conflicts, dispatch and cancel (flags from a bootstrap file; Unleash ha
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -187,3 +188,25 @@ async def test_legacy_cancel_and_status(h: Harness, tmp_path: Path) -> None:
     assert result.accepted and result.status == "cancelled"
     assert doc["status"] == "cancelled" and doc["engine"] == "legacy"
     assert doc["routing"]["source"] == "bootstrap" and doc["cancel_requested"]
+
+
+async def test_cancel_with_no_worker_is_flagged_and_honoured(
+    h: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker takes the cancel update: the answer comes back (no hang), the row is flagged,
+    and the workflow stops before its charge once a worker runs: refunded nothing, renewed
+    nothing, cancelled."""
+    monkeypatch.setattr("temporal_flow.engine.CANCEL_ANSWER_S", 1.0)
+    path = flag_file(tmp_path, eu=(Mode.TEMPORAL, 100))
+    h.seed("eu", "nobody.eu", expiry=EXPIRY)
+    async with routed(h, path) as svc:
+        sub = await svc.submit(req("nobody.eu"))
+        result = await asyncio.wait_for(svc.cancel(sub.operation_id), 10)
+    assert result.accepted and "flagged" in result.message
+    assert (await h.row(sub.operation_id))["cancel_requested_at"] is not None
+    async with h.workers():
+        done = await h.result(sub.idempotency_key)
+    assert done.status == "cancelled"
+    assert (await h.row(sub.operation_id))["status"] == "cancelled"
+    assert h.admin.ledger("eu", domain="nobody.eu") == []
+    assert count(h.settings.dsn, "SELECT count(*) FROM billing_ledger") == 0

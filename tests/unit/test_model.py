@@ -87,6 +87,8 @@ def test_names_are_normalised_not_refused(given_name: str, stored: str) -> None:
         ({"customer_id": 7}, "customer_id", "must be a string"),
         ({"customer_id": None}, "customer_id", "required"),
         ({"operation_id": "bad id!"}, "operation_id", "1-64 characters"),
+        ({"operation_id": "op-1\n"}, "operation_id", "1-64 characters"),
+        ({"customer_id": "cust-1\n"}, "customer_id", "1-64 characters"),
         ({"colour": "blue"}, "colour", "unknown field"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,20 @@ def test_redaction_masks_dsn_passwords_tokens_and_known_secrets() -> None:
     assert record["error"] == "connection to postgresql://app:***@db:5432/x failed"
     assert record["api_token"] == "***"
     assert record["event"] == "db.connect.failed"
+
+
+def test_stdlib_log_lines_and_tracebacks_are_redacted_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A traceback logged by a library (uvicorn's, through stdlib logging) masks secrets."""
+    logs.configure("info", "json", secrets=["tk-abcdef"])
+    try:
+        raise RuntimeError("connect to postgresql://app:s3cret@db/x with tk-abcdef failed")
+    except RuntimeError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    err = capsys.readouterr().err
+    assert "Exception in ASGI application" in err and "RuntimeError" in err
+    assert "s3cret" not in err and "tk-abcdef" not in err
 
 
 def test_api_tokens_and_the_metrics_switch() -> None:
