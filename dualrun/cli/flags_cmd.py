@@ -16,7 +16,7 @@ from dualrun.cli.context import AppContext, emit, json_option, pass_app
 from dualrun.flags import server_url
 from dualrun.flags.admin import UnleashAdmin
 from dualrun.flags.control import set_enabled, set_rule
-from dualrun.flags.model import check_change
+from dualrun.flags.model import RuleChange, TldRule, check_change
 from dualrun.rollout.actions import current
 from dualrun.rollout.events import Position, RolloutEvent, os_actor, record
 from dualrun.wiring import started_chain
@@ -96,26 +96,29 @@ def set_cmd(app: AppContext, tld: str, mode: str, rollout_raw: str | None, as_js
     updates them otherwise. Without --rollout a TLD already routed keeps its percentage.
     """
     change = check_change(tld, mode, _rollout(rollout_raw), app.settings.tlds)
-    before = asyncio.run(current(app.settings))[change.tld]
-    rule, changed, target = set_rule(app.settings, change)
+    rule, changed, target = asyncio.run(_set_and_record(app.settings, change))
     doc = {**rule.as_dict(), "changed": changed, "target": target}
     word = "set" if changed else "unchanged"
     emit(doc, as_json, f".{rule.tld}: {rule.mode.value} {rule.rollout}% ({word}, {target})")
-    if changed:
-        event = RolloutEvent(rule.tld, "set", os_actor(), before, Position.of(rule))
-        asyncio.run(_record(app.settings, event))
 
 
-async def _record(settings: Settings, event: RolloutEvent) -> None:
-    """Record a flag change as a rollout event (the change itself is made: say so if not)."""
+async def _set_and_record(settings: Settings, change: RuleChange) -> tuple[TldRule, bool, str]:
+    """Change the rule and record it as a rollout event. The database is opened first: a
+    change that could not be recorded is not made."""
     try:
         pool = await async_pool(settings.dsn, max_size=1, name="dualrun-flags", timeout_s=5)
     except Exception as exc:
         raise DualrunError(
-            f"the flag was changed, but its rollout event could not be recorded ({exc})"
+            "flags set records every change in the database, which is unreachable "
+            f"({type(exc).__name__}): nothing changed"
         ) from None
     try:
-        await record(pool, event)
+        before = (await current(settings))[change.tld]
+        rule, changed, target = await asyncio.to_thread(set_rule, settings, change)
+        if changed:
+            event = RolloutEvent(rule.tld, "set", os_actor(), before, Position.of(rule))
+            await record(pool, event)
+        return rule, changed, target
     finally:
         await pool.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,12 +32,14 @@ NAMES = [f"site-{i}.fr" for i in range(10_000)]
 
 
 @pytest.fixture
-def env(unleash_server: UnleashServer, tmp_path: Path) -> dict[str, str]:
-    """Settings of one test: the session's server, a flag of its own, a seeded bootstrap file."""
+def env(unleash_server: UnleashServer, db_dsn: str, tmp_path: Path) -> dict[str, str]:
+    """Settings of one test: the session's server, a flag of its own, a seeded bootstrap file,
+    the test database (flags set records every change as a rollout event)."""
     boot = tmp_path / "bootstrap.json"
     boot.write_text(SEED.read_text())
     return {
         "DUALRUN_STATE_DIR": str(tmp_path),
+        "DUALRUN_DATABASE_URL": db_dsn,
         "DUALRUN_UNLEASH_URL": unleash_server.sdk_url,
         "DUALRUN_UNLEASH_ADMIN_TOKEN": unleash_server.admin_token,
         "DUALRUN_UNLEASH_CLIENT_TOKEN": unleash_server.client_token,
@@ -95,6 +98,23 @@ def test_set_creates_everything_then_is_idempotent(cli: Cli, env: dict[str, str]
     shown = json.loads(out)
     assert shown["source"] == "unleash" and shown["flag"] == env["DUALRUN_UNLEASH_FLAG"]
     assert {"tld": "fr", "mode": "temporal", "rollout": 25, "source": "unleash"} in shown["tlds"]
+
+
+def test_set_without_the_database_changes_nothing(
+    cli: Cli, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change that could not be recorded as a rollout event is not made: exit 1, flag as was."""
+    assert cli("flags", "set", "fr", "shadow", "--rollout", "10")[0] == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("DUALRUN_DATABASE_URL", f"postgresql://u:s3cret@127.0.0.1:{closed}/x")
+    code, _, err = cli("flags", "set", "fr", "temporal", "--rollout", "100")
+    assert code == 1 and "database" in err and "nothing changed" in err, err
+    assert "s3cret" not in err
+    monkeypatch.setenv("DUALRUN_DATABASE_URL", env["DUALRUN_DATABASE_URL"])
+    shown = json.loads(cli("flags", "show", "--json")[1])
+    assert {"tld": "fr", "mode": "shadow", "rollout": 10, "source": "unleash"} in shown["tlds"]
 
 
 def test_rollout_shares_stickiness_flip_time_and_kill_switch(
