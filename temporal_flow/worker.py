@@ -21,11 +21,7 @@ from temporalio.worker import Interceptor, Worker
 from renewals.queues import registry_queue
 from renewals.settings import Settings
 from temporal_flow.activities import RenewalActivities
-from temporal_flow.interceptors import (
-    CancellationInterceptor,
-    DatabaseSyncInterceptor,
-    all_interceptors,
-)
+from temporal_flow.interceptors import all_interceptors, registry_interceptors
 from temporal_flow.workflows import RenewDomain
 
 log = structlog.get_logger(__name__)
@@ -39,6 +35,7 @@ class WorkerOptions:
     graceful_shutdown_s: float = 20.0
     interceptors: bool = True
     max_concurrent_activities: int = 100
+    only_interceptors: frozenset[str] | None = None  # a subset of INTERCEPTORS (benchmarks)
 
 
 def queue_names(settings: Settings) -> list[str]:
@@ -60,7 +57,7 @@ def build_workers(
     workers = []
     if MAIN in wanted:
         main_interceptors: Sequence[Interceptor] = (
-            all_interceptors(pool) if options.interceptors else []
+            all_interceptors(pool, options.only_interceptors) if options.interceptors else []
         )
         workers.append(
             Worker(
@@ -77,10 +74,8 @@ def build_workers(
         queue = registry_queue(tld, settings.task_queue)
         if queue not in wanted:
             continue
-        registry_interceptors: Sequence[Interceptor] = (
-            [DatabaseSyncInterceptor(pool), CancellationInterceptor(pool)]
-            if options.interceptors
-            else []
+        on_registry: Sequence[Interceptor] = (
+            registry_interceptors(pool, options.only_interceptors) if options.interceptors else []
         )
         workers.append(
             Worker(
@@ -92,7 +87,7 @@ def build_workers(
                     activities.registry_renew,
                     activities.registry_find_renewal,
                 ],
-                interceptors=registry_interceptors,
+                interceptors=on_registry,
                 max_task_queue_activities_per_second=settings.rate_limit(tld),
                 max_concurrent_activities=settings.concurrency(tld),
                 graceful_shutdown_timeout=grace,
