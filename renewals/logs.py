@@ -67,6 +67,9 @@ class RedactingFormatter(logging.Formatter):
         return redact_text(super().format(record), self.secrets)
 
 
+LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
     """Configure structlog (and stdlib logging through it) once per process."""
     numeric = logging.getLevelName(level.upper())
@@ -94,3 +97,9 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
     for handler in logging.getLogger().handlers:  # stdlib lines (uvicorn's tracebacks) too
         handler.setFormatter(RedactingFormatter(secrets))
+    # A library that set up its own handlers (uvicorn's default log config does, with
+    # propagate off) would print past the redaction: its lines go through the root's instead.
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True

@@ -40,6 +40,7 @@ def _config(app: Any, graceful_s: float) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # our logging (renewals.logs), redacted, not uvicorn's own handlers
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=max(1, round(graceful_s)),

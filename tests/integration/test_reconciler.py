@@ -93,7 +93,7 @@ async def drain_legacy(h: Harness, **config: Any) -> None:
         **config,
     }
     engine = Robots(h.pool, h.registry, BillingLedger(h.pool), RobotConfig(**options))
-    await asyncio.wait_for(engine.run(), 120)
+    await asyncio.wait_for(engine.run(), 600)  # a guard against a hang, not a timing
 
 
 def requests_for(h: Harness, tld: str, n: int, prefix: str) -> list[RenewalRequest]:

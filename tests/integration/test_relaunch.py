@@ -170,14 +170,14 @@ async def test_lenient_registry_relaunch_of_renewals_that_happened_renews_nothin
         db_dsn,
         sim.url,
         DUALRUN_REGISTRY_MAX_ATTEMPTS="1",
-        DUALRUN_ACTIVITY_TIMEOUT="1.5",
+        DUALRUN_ACTIVITY_TIMEOUT="4",  # room for a loaded machine's relaunched renew
         DUALRUN_REGISTRY_TIMEOUT="10",
     ) as h:
         names = [f"lenient{i}.info" for i in range(5)]
         h.seed("info", *names, expiry=EXPIRY)
         # lenient: no curExpDate check. Each renew commits, then the answer is held past the
         # activity's timeout: the workflow fails (one attempt) after the registry renewed.
-        h.admin.configure("info", strict=False, commit_timeout_rate=1.0, hold_s=4.0)
+        h.admin.configure("info", strict=False, commit_timeout_rate=1.0, hold_s=8.0)
         requests = [h.request(d, EXPIRY) for d in names]
         async with h.workers():
             await submit_all(h, requests)

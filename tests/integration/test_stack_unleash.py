@@ -40,10 +40,13 @@ def _strategies(stack: Stack) -> list[dict[str, Any]]:
 
 
 def test_flags_go_through_the_stacks_unleash(stack: Stack) -> None:
-    """Flags set before `stack up` are loaded into Unleash; `flags set fr temporal --rollout 30`
-    is the strategy Unleash's admin API returns and `flags show` says source unleash;
-    `--no-unleash` stops it, its last flags kept in the bootstrap file."""
+    """Flags set while Unleash is not up (the bootstrap file) are loaded into Unleash when it
+    starts; `flags set fr temporal --rollout 30` is the strategy Unleash's admin API returns and
+    `flags show` says source unleash; `--no-unleash` stops it, its last flags kept in the
+    bootstrap file."""
+    stack.up_ok("--no-unleash")  # the database: `flags set` records each change there
     before = stack.cli("flags", "set", "de", "shadow", "--json")
+    assert before.returncode == 0, before.stderr
     assert json.loads(before.stdout)["target"].startswith("bootstrap file")
     stack.up_ok()
     assert _show(stack) == ("unleash", {**_show_legacy(), "de": ("shadow", 100)})

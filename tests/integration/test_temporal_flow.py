@@ -122,7 +122,14 @@ async def stalled_in_charge(h: Harness, request: RenewalRequest) -> AsyncIterato
         handle = h.client.get_workflow_handle(started.workflow_id)
 
         async def charging() -> bool:
-            return (await handle.query("progress"))["stage"] == "charge"
+            """The charge runs: past its gate, waiting on the lock (not merely scheduled)."""
+            if (await handle.query("progress"))["stage"] != "charge":
+                return False
+            waiting = await h.query(
+                "SELECT count(*) AS n FROM pg_locks"
+                " WHERE relation = 'billing_ledger'::regclass AND NOT granted"
+            )
+            return bool(waiting[0]["n"])
 
         await h.wait_for(charging)
         yield handle

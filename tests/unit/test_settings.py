@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 from pathlib import Path
 
 import pytest
 import structlog
+import uvicorn.config
 
 from renewals import logs
 from renewals.errors import ConfigError
@@ -93,7 +95,9 @@ def test_redaction_masks_dsn_passwords_tokens_and_known_secrets() -> None:
 def test_stdlib_log_lines_and_tracebacks_are_redacted_too(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A traceback logged by a library (uvicorn's, through stdlib logging) masks secrets."""
+    """A traceback logged by a library (uvicorn's, through stdlib logging) masks secrets, even
+    after uvicorn installed its own handlers (its default log config)."""
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
     logs.configure("info", "json", secrets=["tk-abcdef"])
     try:
         raise RuntimeError("connect to postgresql://app:s3cret@db/x with tk-abcdef failed")
