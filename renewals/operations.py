@@ -99,7 +99,7 @@ class Gate:
     superseded_by: str | None
 
 
-_GATE = f"""
+_GATE_COLUMNS = f"""
 SELECT o.cancel_requested_at IS NOT NULL AS cancel_requested,
        CASE WHEN o.status = 'superseded' THEN o.superseded_by
             ELSE (SELECT other.operation_id FROM operations other
@@ -107,16 +107,20 @@ SELECT o.cancel_requested_at IS NOT NULL AS cancel_requested,
                     AND other.status IN {HAS_RENEWAL_SQL}
                   ORDER BY other.created_at LIMIT 1)
        END AS superseded_by
-FROM operations o WHERE o.operation_id = %s
+FROM operations o WHERE o.operation_id = %(operation_id)s
 """
 
 
-async def gate(pool: AsyncConnectionPool, operation_id: str) -> Gate:
-    """Read before each side effect of a Temporal renewal (one statement)."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(_GATE, (operation_id,))
-        row = await cur.fetchone()
+def _gate_of(row: tuple[Any, ...] | None) -> Gate:
     return Gate(bool(row[0]), row[1]) if row else Gate(False, None)
+
+
+async def gate(pool: AsyncConnectionPool, operation_id: str) -> Gate:
+    """Read before each side effect of a Temporal renewal (one statement; `step_started`
+    returns it too, so a step that records its start reads it in the same round trip)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(_GATE_COLUMNS, {"operation_id": operation_id})
+        return _gate_of(await cur.fetchone())
 
 
 # -- creating an operation -------------------------------------------------------------------
@@ -223,12 +227,13 @@ moved AS (
            workflow_id = %(workflow_id)s, run_id = %(run_id)s,
            started_at = coalesce(o.started_at, now()), updated_at = now()
     FROM before WHERE o.operation_id = before.operation_id
-    RETURNING o.operation_id, before.status AS was)
-INSERT INTO operation_events (operation_id, step, event, attempt, detail)
-SELECT operation_id, NULL, 'workflow.doing', NULL, %(detail)s FROM moved WHERE was <> 'doing'
-UNION ALL
-SELECT operation_id, %(step)s, 'step.started', %(attempt)s, '{{}}'::jsonb FROM moved
-"""
+    RETURNING o.operation_id, before.status AS was),
+logged AS (
+    INSERT INTO operation_events (operation_id, step, event, attempt, detail)
+    SELECT operation_id, NULL, 'workflow.doing', NULL, %(detail)s FROM moved WHERE was <> 'doing'
+    UNION ALL
+    SELECT operation_id, %(step)s, 'step.started', %(attempt)s, '{{}}'::jsonb FROM moved)
+{_GATE_COLUMNS}"""
 _STEP_FINISHED = """
 WITH released AS (  -- a renew that ended (in error) no longer holds its lease
     UPDATE operations SET renew_lease_until = NULL
@@ -265,11 +270,12 @@ SELECT tld, created_at, finished_at FROM synced
 """
 
 
-async def step_started(pool: AsyncConnectionPool, at: StepOf) -> None:
+async def step_started(pool: AsyncConnectionPool, at: StepOf) -> Gate:
     """The row is `doing`, in this step, under this run. The first step of a run moves the row
-    to `doing` (event `workflow.doing`); a finished row is left alone."""
+    to `doing` (event `workflow.doing`); a finished row is left alone. Returns the row's gate
+    as it was when the step started (the same statement: no second round trip)."""
     async with pool.connection() as conn:
-        await conn.execute(
+        cur = await conn.execute(
             _STEP_STARTED,
             {
                 "operation_id": at.operation_id,
@@ -280,6 +286,7 @@ async def step_started(pool: AsyncConnectionPool, at: StepOf) -> None:
                 "detail": Jsonb({"run_id": at.run_id}),
             },
         )
+        return _gate_of(await cur.fetchone())
 
 
 async def step_finished(pool: AsyncConnectionPool, at: StepOf, error: str | None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -58,6 +59,11 @@ STEP_OF_ACTIVITY = {
     "registry_renew": Step.RENEW,
 }
 SIDE_EFFECTS = frozenset({"billing_charge", "registry_renew"})
+# The gate as the step's start read it (same statement): the cancellation interceptor, inner to
+# the sync one, uses it instead of reading the row again. Set for one activity execution.
+_GATE_AT_START: ContextVar[tuple[str, operations.Gate] | None] = ContextVar(
+    "dualrun_gate_at_start", default=None
+)
 
 
 def _error_code(exc: BaseException) -> str:
@@ -130,12 +136,14 @@ class _StepSyncActivityInbound(ActivityInboundInterceptor):
             return await super().execute_activity(input)
         wid, rid = info.workflow_id or "", info.workflow_run_id or ""
         at = operations.StepOf(operation_id, step, info.attempt, wid, rid)
-        await operations.step_started(self.pool, at)
+        token = _GATE_AT_START.set((operation_id, await operations.step_started(self.pool, at)))
         try:
             result = await super().execute_activity(input)
         except BaseException as exc:
             await operations.step_finished(self.pool, at, _error_code(exc))
             raise
+        finally:
+            _GATE_AT_START.reset(token)
         if isinstance(result, RegistryRenewResult):  # the registry renewed: record the outcome
             await operations.record_renewal(
                 self.pool,
@@ -184,7 +192,8 @@ class _CancelWorkflowInbound(WorkflowInboundInterceptor):
 class _GateActivityInbound(ActivityInboundInterceptor):
     """Before each side effect, the row says whether it may run: not once the tasks service
     flagged a cancel, not while another engine's operation has the renewal (DESIGN §3: the
-    renewal ends superseded, pointing to it). One read per side effect."""
+    renewal ends superseded, pointing to it). One read per side effect: the one the sync
+    interceptor's step start made in its own statement, or a read of its own without it."""
 
     def __init__(self, next: ActivityInboundInterceptor, pool: AsyncConnectionPool) -> None:
         super().__init__(next)
@@ -206,7 +215,11 @@ class _GateActivityInbound(ActivityInboundInterceptor):
             or is_shadow(info.workflow_id)
         ):
             return await super().execute_activity(input)
-        gate = await operations.gate(self.pool, operation_id)
+        read = _GATE_AT_START.get()
+        if read is not None and read[0] == operation_id:
+            gate = read[1]  # read with the step's start, a moment ago
+        else:
+            gate = await operations.gate(self.pool, operation_id)
         if gate.cancel_requested:
             raise ApplicationError(
                 f"cancel flagged in the database: {info.activity_type} not run",
