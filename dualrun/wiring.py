@@ -215,9 +215,10 @@ async def renewal_service(
     pool_size: int = 4,
     temporal_client: Client | None = None,
     chain: FlagChain | None = None,
+    pool_name: str = "dualrun",
 ) -> AsyncIterator[RenewalService]:
     """The router and both engines over a pool of their own (and a flag chain unless given)."""
-    pool = await async_pool(settings.dsn, max_size=pool_size)
+    pool = await async_pool(settings.dsn, max_size=pool_size, name=pool_name)
     try:
         both = engines(settings, pool, temporal_client)
         if chain is not None:

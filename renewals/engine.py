@@ -1,7 +1,8 @@
 """The Engine port: what routing, cancel, relaunch and status need from an engine that runs
 renewals (DESIGN §2). `legacy_adapter.LegacyEngine` and `temporal_flow.TemporalEngine`
-implement it; the application registers them in `Engines`. A third engine is one adapter and
-one registration.
+implement it; the application registers them in `Engines` (`dualrun/wiring.py`). A third
+engine is one adapter, one registration, and its name in `Engine` (with the operations table's
+check on it); routing, cancel, relaunch and status need no change.
 """
 
 from __future__ import annotations

@@ -13,10 +13,7 @@ from dualrun.api import errors, reports, rollout
 from dualrun.api.auth import Access, auth_responses, require_read
 from dualrun.api.routes import build_router
 from dualrun.api.schemas import pattern_messages
-from dualrun.routing.router import Router
-from dualrun.routing.service import RenewalService
-from dualrun.wiring import engines, started_chain
-from renewals.db.pool import async_pool
+from dualrun.wiring import renewal_service, started_chain
 from renewals.settings import Settings
 
 DESCRIPTION = """\
@@ -44,16 +41,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await async_pool(settings.dsn, max_size=pool_size, name="dualrun-api")
-        try:
-            async with started_chain(settings) as chain:
-                app.state.pool = pool
-                app.state.chain = chain
-                both = engines(settings, pool, temporal_client)
-                app.state.service = RenewalService(settings, pool, Router(chain), both)
-                yield
-        finally:
-            await pool.close()
+        async with (
+            started_chain(settings) as chain,
+            renewal_service(
+                settings,
+                pool_size=pool_size,
+                temporal_client=temporal_client,
+                chain=chain,
+                pool_name="dualrun-api",
+            ) as service,
+        ):
+            app.state.pool = service.pool
+            app.state.chain = chain
+            app.state.service = service
+            yield
 
     app = FastAPI(
         title="dualrun",

@@ -127,8 +127,9 @@ class RenewalService:
         )
 
     async def _deduplicated(self, owner: Operation, decided: dict[str, Any] | None) -> Submitted:
-        """The renewal has an operation already: answer with it. A Temporal one still `todo`
-        (its start failed, or is being made) is started again: the workflow id makes it safe."""
+        """The renewal has an operation already: answer with it. One still `todo` (its hand-over
+        failed, or is being made) is handed to its engine again: safe, per key (a Temporal
+        workflow id; the legacy robots poll their table)."""
         metrics.SUBMISSIONS.labels(result="deduplicated").inc()
         mode = decided["mode"] if decided else owner.engine.value
         log.info(
@@ -140,8 +141,8 @@ class RenewalService:
             origin=owner.origin.value,
         )
         error = None
-        if owner.engine == Engine.TEMPORAL and owner.status == OperationStatus.TODO:
-            error = await self._start(owner.request, Mode.TEMPORAL)
+        if owner.status == OperationStatus.TODO:  # its hand-over may have failed: hand it over
+            error = await self._hand_over(owner.request, owner.engine)  # again (safe per key)
         return Submitted(
             owner.operation_id,
             owner.idempotency_key,
@@ -153,20 +154,29 @@ class RenewalService:
         )
 
     async def _start(self, request: RenewalRequest, mode: Mode) -> str | None:
-        """Hand the committed renewal to its engine (and plan it, in shadow mode); a failure
-        leaves the row `todo`, logged, counted and returned."""
-        engine = ENGINE_OF_MODE[mode]
-        error = await self.engines[engine].start(request)
+        """Hand the committed renewal to its mode's engine (and plan it, in shadow mode)."""
+        error = await self._hand_over(request, ENGINE_OF_MODE[mode], mode.value)
         if error is None and mode == Mode.SHADOW and self.engines.planner is not None:
-            error = await self.engines.planner.plan(request)
+            error = self._failed(request, mode.value, await self.engines.planner.plan(request))
+        return error
+
+    async def _hand_over(
+        self, request: RenewalRequest, engine: Engine, mode: str | None = None
+    ) -> str | None:
+        """After commit: the engine takes the renewal; a failure leaves the row `todo`,
+        logged, counted and returned."""
+        error = await self.engines[engine].start(request)
+        return self._failed(request, mode or engine.value, error)
+
+    def _failed(self, request: RenewalRequest, mode: str, error: str | None) -> str | None:
         if error is not None:
             error = redact_text(error, self.settings.secrets())
-            metrics.DISPATCH_FAILURES.labels(mode=mode.value).inc()
+            metrics.DISPATCH_FAILURES.labels(mode=mode).inc()
             log.error(
                 "router.dispatch.failed",
                 operation_id=request.operation_id,
                 idempotency_key=request.idempotency_key,
-                mode=mode.value,
+                mode=mode,
                 error=error,
             )
         return error

@@ -1,0 +1,71 @@
+"""The operations table (the source of truth): the only package of ours that writes
+`operations` and `operation_events`.
+
+Every write of dualrun's own code goes through here: the router's inserts (`create`), the
+Temporal workflow's row sync (`sync`: one statement per write, on the hot path), cancel,
+requeue and relaunch (`rework`). The reference legacy engine in `ops/` plays a system we do
+not own and keeps its own SQL. Reads that return a row give an `Operation` (`reads`). Callers
+use the names below: `from renewals import operations`, then `operations.insert(...)`.
+"""
+
+from renewals.operations.create import claim_key, insert, log_event
+from renewals.operations.reads import (
+    GATE_SQL,
+    HAS_RENEWAL_SQL,
+    TERMINAL_SQL,
+    Conn,
+    Gate,
+    charged,
+    event_since,
+    events,
+    gate,
+    gate_of,
+    get,
+    lock,
+)
+from renewals.operations.rework import (
+    flag_cancel,
+    relaunched_run,
+    reopen,
+    requeue,
+    restore,
+)
+from renewals.operations.sync import (
+    RunEnd,
+    StepOf,
+    record_renewal,
+    record_run,
+    step_finished,
+    step_started,
+    take_renew_lease,
+)
+
+__all__ = [
+    "GATE_SQL",
+    "HAS_RENEWAL_SQL",
+    "TERMINAL_SQL",
+    "Conn",
+    "Gate",
+    "RunEnd",
+    "StepOf",
+    "charged",
+    "claim_key",
+    "event_since",
+    "events",
+    "flag_cancel",
+    "gate",
+    "gate_of",
+    "get",
+    "insert",
+    "lock",
+    "log_event",
+    "record_renewal",
+    "record_run",
+    "relaunched_run",
+    "reopen",
+    "requeue",
+    "restore",
+    "step_finished",
+    "step_started",
+    "take_renew_lease",
+]
