@@ -100,6 +100,7 @@ class Settings:
     report_min_success_rate: float | None = None  # percent
     report_min_volume: int | None = None
     report_runs: int | None = None
+    report_min_aa_pairs: int | None = None  # A/A pairs needed before their noise is credited
     shadow_aa_share: float = 0.02  # of shadow renewals planned twice (A/A: the comparator's noise)
 
     @property
@@ -378,5 +379,6 @@ class _Reader:
             report_min_success_rate=self.percent("DUALRUN_REPORT_MIN_SUCCESS_RATE"),
             report_min_volume=self.maybe_integer("DUALRUN_REPORT_MIN_VOLUME", 0, 10**9),
             report_runs=self.maybe_integer("DUALRUN_REPORT_RUNS", 1, 366),
+            report_min_aa_pairs=self.maybe_integer("DUALRUN_REPORT_MIN_AA_PAIRS", 1, 10**9),
             shadow_aa_share=self.fraction("DUALRUN_SHADOW_AA_SHARE", d["shadow_aa_share"]),
         )

@@ -36,7 +36,8 @@ async def build_report(
     tlds: Iterable[str],
     links: WorkflowLinks = NO_LINKS,
 ) -> Report:
-    figures = await collect(pool, run_id, runs=thresholds.runs)
+    names = sorted(set(tlds))
+    figures = await collect(pool, run_id, runs=thresholds.runs, tlds=names)
     run_ok = figures.run.status == "ok"
     unattributed = figures.trail_of("unknown").critical
     readiness = tuple(
@@ -47,8 +48,9 @@ async def build_report(
             run_ok=run_ok,
             unattributed_critical=unattributed,
             unchecked=figures.run.unchecked,
+            run_start=figures.run.since,
         )
-        for tld in sorted(set(tlds))
+        for tld in names
     )
     report = Report(figures, flags, readiness, thresholds, dt.datetime.now(dt.UTC), links)
     log.info(

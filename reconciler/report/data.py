@@ -1,5 +1,5 @@
 """The report's figures, each from one set-based statement over the run's window (and over the
-windows of the last full runs for the trend and the readiness verdict).
+windows of the last full runs for the trend; the readiness verdict's trail is trail.py's).
 
 Shadow mismatches are the `shadow_mismatch` findings (stable key `shadow_mismatch:<key>`) found
 by this run or an earlier one, so a report of any run, regenerated later, gives the same rate.
@@ -8,6 +8,7 @@ by this run or an earlier one, so a report of any run, regenerated later, gives 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -23,8 +24,8 @@ from reconciler.report.model import (
     RolloutRow,
     RunInfo,
     ShadowFigures,
-    Trail,
 )
+from reconciler.report.trail import trails
 from renewals.errors import DualrunError
 from renewals.operations import TERMINAL_SQL
 from renewals.outcomes import TRANSIENT
@@ -136,46 +137,6 @@ JOIN shadow_comparisons c ON c.created_at >= r.window_start AND c.created_at < r
 WHERE r.run_id = ANY(%(ids)s) AND c.pair = 'legacy' AND c.decided_run_id <= r.run_id
 GROUP BY r.run_id, c.tld
 """
-# The distinct operations of the last runs' windows (windows of manual reruns may overlap).
-_TRAIL_OPS = """
-WITH w AS (SELECT window_start, window_end FROM reconciliation_runs WHERE run_id = ANY(%(ids)s)),
-o AS (SELECT * FROM operations o  -- the outer bounds let the created_at index narrow it
-      WHERE o.created_at >= (SELECT min(window_start) FROM w)
-        AND o.created_at < (SELECT max(window_end) FROM w)
-        AND EXISTS (SELECT 1 FROM w WHERE o.created_at >= w.window_start
-                                      AND o.created_at < w.window_end))
-SELECT o.tld,
-       count(*) FILTER (WHERE o.engine = 'temporal' AND o.status = 'done') AS temporal_done,
-       count(*) FILTER (WHERE o.engine = 'temporal' AND o.status = 'failed') AS temporal_failed
-FROM o GROUP BY o.tld
-"""
-# The shadow comparisons of the last runs' windows, decided by the latest of them.
-_TRAIL_SHADOW = """
-WITH w AS (SELECT window_start, window_end FROM reconciliation_runs WHERE run_id = ANY(%(ids)s))
-SELECT c.tld,
-       count(*) FILTER (WHERE c.pair = 'legacy'
-                        AND c.class IN ('agree', 'business_mismatch')) AS compared,
-       count(*) FILTER (WHERE c.pair = 'legacy' AND c.class = 'business_mismatch') AS mismatched,
-       count(*) FILTER (WHERE c.pair = 'aa'
-                        AND c.class IN ('agree', 'business_mismatch')) AS aa_compared,
-       count(*) FILTER (WHERE c.pair = 'aa' AND c.class = 'business_mismatch') AS aa_mismatched
-FROM shadow_comparisons c
-WHERE c.decided_run_id <= %(run)s
-  AND c.created_at >= (SELECT min(window_start) FROM w)
-  AND c.created_at < (SELECT max(window_end) FROM w)
-  AND EXISTS (SELECT 1 FROM w WHERE c.created_at >= w.window_start
-                                AND c.created_at < w.window_end)
-GROUP BY c.tld
-"""
-# A finding belongs to the last runs when its life (first..last run) overlaps them.
-_TRAIL_CRITICAL = """
-SELECT coalesce(tld, 'unknown') AS tld,
-       count(*) FILTER (WHERE engine IS DISTINCT FROM 'legacy') AS critical,
-       count(*) FILTER (WHERE engine = 'legacy') AS critical_legacy
-FROM findings
-WHERE severity = 'critical' AND first_run_id <= %(last)s AND last_run_id >= %(first)s
-GROUP BY 1
-"""
 
 
 async def _rows(conn: AsyncConnection[Any], sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -246,29 +207,6 @@ async def _history(conn: AsyncConnection[Any], run_id: int, runs: int) -> tuple[
     )
 
 
-async def _trail(
-    conn: AsyncConnection[Any], run_id: int, history: tuple[HistoryPoint, ...]
-) -> tuple[Trail, ...]:
-    if not history:
-        return ()
-    ids = [p.run_id for p in history]
-    by_tld: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in await _rows(conn, _TRAIL_OPS, ids=ids):
-        by_tld[r["tld"]].update(
-            temporal_done=r["temporal_done"], temporal_failed=r["temporal_failed"]
-        )
-    for r in await _rows(conn, _TRAIL_SHADOW, ids=ids, run=run_id):
-        by_tld[r["tld"]].update(
-            shadow_compared=r["compared"],
-            shadow_mismatched=r["mismatched"],
-            aa_compared=r["aa_compared"],
-            aa_mismatched=r["aa_mismatched"],
-        )
-    for r in await _rows(conn, _TRAIL_CRITICAL, first=min(ids), last=max(ids)):
-        by_tld[r["tld"]].update(critical=r["critical"], critical_legacy=r["critical_legacy"])
-    return tuple(Trail(tld, len(ids), **by_tld[tld]) for tld in sorted(by_tld))
-
-
 _ROLLOUTS = """
 SELECT at, tld, action, actor, from_mode, from_rollout, to_mode, to_rollout, verdict, run_id,
        forced, reason, findings
@@ -278,8 +216,11 @@ ORDER BY event_id DESC LIMIT %(limit)s
 MAX_ROLLOUTS = 100
 
 
-async def collect(pool: AsyncConnectionPool, run_id: int, *, runs: int = 7) -> Figures:
-    """Every figure of run `run_id`'s report; `runs`: how many full runs the trend covers."""
+async def collect(
+    pool: AsyncConnectionPool, run_id: int, *, runs: int = 7, tlds: Iterable[str] = ()
+) -> Figures:
+    """Every figure of run `run_id`'s report; `runs`: how many full runs the trend covers and
+    each TLD's readiness is judged on (`tlds`: those it is judged for)."""
     async with pool.connection() as conn:  # one snapshot: the figures agree with each other
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         run = await run_info(conn, run_id)
@@ -299,7 +240,7 @@ async def collect(pool: AsyncConnectionPool, run_id: int, *, runs: int = 7) -> F
         kinds = await _rows(conn, _KINDS, run=run_id)
         rows = await _rows(conn, _FINDINGS, run=run_id, limit=MAX_FINDINGS)
         history = await _history(conn, run_id, runs)
-        trail = await _trail(conn, run_id, history)
+        trail = await trails(conn, run_id, runs, tlds)
         rollouts = tuple(
             RolloutRow(**{**r, "findings": tuple(r["findings"] or ())})
             for r in await _rows(conn, _ROLLOUTS, until=run.finished_at, limit=MAX_ROLLOUTS)

@@ -185,8 +185,8 @@ class HistoryPoint:
 
 @dataclass(frozen=True)
 class Trail:
-    """A TLD over the last full runs (distinct operations of their windows): what the
-    readiness verdict is decided on."""
+    """A TLD over its last full runs since its flag last changed (distinct operations of their
+    windows): what the readiness verdict is decided on (reconciler/report/trail.py)."""
 
     tld: str
     runs: int = 0
@@ -198,6 +198,8 @@ class Trail:
     aa_mismatched: int = 0
     critical: int = 0  # critical findings not on legacy alone: they block the next step
     critical_legacy: int = 0  # legacy's own (the reason for the move): shown, never blocking
+    since_change: dt.datetime | None = None  # the TLD's last rollout event (None: never)
+    run_ids: tuple[int, ...] = ()  # the runs judged on, newest first
 
     @property
     def temporal_finished(self) -> int:
@@ -219,6 +221,8 @@ class Trail:
     def as_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
+            "since_change": self.since_change.isoformat() if self.since_change else None,
+            "run_ids": list(self.run_ids),
             "temporal_success_rate": self.temporal_success,
             "shadow_match_rate": self.shadow_match,
             "noise_rate": self.noise,
@@ -318,7 +322,7 @@ class Figures:
         return sum(self.by_kind.values())
 
     def trail_of(self, tld: str) -> Trail:
-        return next((t for t in self.trail if t.tld == tld), Trail(tld, len(self.history)))
+        return next((t for t in self.trail if t.tld == tld), Trail(tld))
 
     @property
     def tlds(self) -> tuple[str, ...]:

@@ -1,20 +1,26 @@
 """The readiness verdict: may a TLD take the next step of the flag ladder?
 
-legacy → shadow → temporal 1% → 5% → 25% → 50% → 100%. Decided on the last full runs:
+legacy → shadow → temporal 1% → 5% → 25% → 50% → 100%. Decided on the TLD's trail: its last
+N full runs (`runs`, DUALRUN_REPORT_RUNS) whose window starts after its flag last changed
+(trail.py), so evidence from another step never counts for this one:
 
 - blocked: a critical finding not on legacy alone (legacy's own double charges are the reason
   for the move, not against it), a Temporal success rate under its minimum, or a shadow match
-  rate under its minimum by more than the comparator's measured noise (A/A plans);
-- hold: not enough to judge (too few shadow comparisons or Temporal renewals, no run, the flag
-  state unreadable, the run failed or could not make a check);
-- ready: otherwise, with the figures that justify it;
-- complete: at temporal 100% with its last runs clean: legacy can be retired for the TLD (with
-  a checklist).
+  rate under its minimum by more than the comparator's measured noise (A/A plans; credited only
+  over at least `min_aa_pairs` pairs);
+- hold: not enough to judge (too few shadow comparisons or Temporal renewals; no full run since
+  the flag last changed, or this run's window starts before that change; the flag state
+  unreadable; the run failed or could not make a check);
+- ready: otherwise, with the figures that justify it: one full run since the change is the
+  least a step is judged on;
+- complete: at temporal 100% with N clean runs there (fewer: hold, "k of N clean runs at
+  temporal 100%"): legacy can be retired for the TLD (with a checklist).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -64,6 +70,7 @@ class Thresholds:
     min_success_rate: float = 98.0  # percent of finished Temporal renewals done
     min_volume: int = 100  # shadow comparisons / finished Temporal renewals needed to judge
     runs: int = 7  # the last full runs the verdict (and the trend charts) look at
+    min_aa_pairs: int = 100  # A/A pairs under which the measured noise is not credited
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Thresholds:
@@ -73,6 +80,7 @@ class Thresholds:
             "min_success_rate": settings.report_min_success_rate,
             "min_volume": settings.report_min_volume,
             "runs": settings.report_runs,
+            "min_aa_pairs": settings.report_min_aa_pairs,
         }
         chosen = cls()
         for layer in (from_env, overrides):
@@ -135,6 +143,27 @@ def _runs(n: int) -> str:
     return "the last run" if n == 1 else f"the last {n} runs"
 
 
+def _when(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _since_change(trail: Trail, run_start: dt.datetime | None, held: list[str]) -> None:
+    """A step is judged on full runs after the flag's last change: at least one, and the run
+    judged on must not predate the change."""
+    change = trail.since_change
+    if change is not None and run_start is not None and run_start < change:
+        held.append(
+            f"no full run since the flag changed at {_when(change)}: this run's window starts "
+            f"at {_when(run_start)}"
+        )
+    elif trail.runs == 0:
+        held.append(
+            f"no full reconciliation run since the flag changed at {_when(change)}"
+            if change is not None
+            else "no full reconciliation run to judge on"
+        )
+
+
 def decide(
     trail: Trail,
     flag: FlagRow | None,
@@ -143,8 +172,10 @@ def decide(
     run_ok: bool = True,
     unattributed_critical: int = 0,
     unchecked: tuple[str, ...] = (),
+    run_start: dt.datetime | None = None,
 ) -> Readiness:
-    """The verdict for `trail.tld` at its flag state, with every reason."""
+    """The verdict for `trail.tld` at its flag state, with every reason (`run_start`: where the
+    judged run's window starts)."""
     if flag is None:
         return Readiness(trail.tld, Verdict.HOLD, None, None, ("flag state unavailable",))
     at = position(flag.mode, flag.rollout)
@@ -158,8 +189,7 @@ def decide(
         held.append("this run did not finish ok")
     if unchecked:
         held.append(f"this run could not check {', '.join(unchecked)}")
-    if trail.runs == 0:
-        held.append("no full reconciliation run to judge on")
+    _since_change(trail, run_start, held)
     over = _runs(trail.runs)
     critical = trail.critical + unattributed_critical
     if critical:
@@ -176,12 +206,17 @@ def decide(
             held.append(
                 f"{trail.temporal_finished} finished Temporal renewals (min {t.min_volume})"
             )
-        elif (trail.temporal_success or 0.0) < t.min_success_rate:
+        elif trail.temporal_success is not None and trail.temporal_success < t.min_success_rate:
             blocked.insert(0, f"{success}, under the {t.min_success_rate}% minimum")
         else:
             fine.insert(0, f"{success} ({trail.temporal_finished} renewals)")
     if trail.critical_legacy:
         fine.append(f"{trail.critical_legacy} critical on legacy alone (not blocking)")
+    if last and trail.runs:
+        clean = f"{trail.runs} of {t.runs} clean runs at temporal 100%"
+        (held if trail.runs < t.runs else fine).append(clean)
+    if trail.since_change is not None and trail.runs:
+        fine.append(f"judged on full runs since the flag changed at {_when(trail.since_change)}")
     done = Verdict.COMPLETE if last else Verdict.READY
     verdict = Verdict.BLOCKED if blocked else Verdict.HOLD if held else done
     reasons = tuple(blocked + held + fine) if verdict not in (Verdict.READY, done) else tuple(fine)
@@ -201,12 +236,18 @@ def _judge_shadow(
 ) -> None:
     """shadow → temporal 1%: the plans must agree with legacy; mismatches within the measured
     noise of the comparator (two plans of one renewal disagreeing) never block."""
-    noise = trail.noise or 0.0
+    credited = trail.aa_compared >= t.min_aa_pairs  # fewer pairs measure no noise
+    noise = (trail.noise or 0.0) if credited else 0.0
     allowed = (100.0 - t.min_shadow_match) + noise
     mismatch = 100.0 - (trail.shadow_match or 0.0)
     match = f"shadow match {_pct(trail.shadow_match)} over {over}"
-    if trail.aa_compared:
+    if trail.aa_compared and credited:
         match += f" (noise {_pct(trail.noise)} over {trail.aa_compared} A/A pairs)"
+    elif trail.aa_compared:
+        match += (
+            f" (noise {_pct(trail.noise)} not credited: {trail.aa_compared} A/A pairs, "
+            f"min {t.min_aa_pairs})"
+        )
     if trail.shadow_compared < t.min_volume:
         held.append(f"{trail.shadow_compared} shadow comparisons (min {t.min_volume})")
     elif mismatch > allowed + 1e-9:

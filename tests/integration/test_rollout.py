@@ -74,6 +74,18 @@ def mode_of(env: dict[str, str], tld: str) -> tuple[str, int] | None:
     return (rule.mode.value, rule.rollout) if rule else None
 
 
+async def stray_charge(h: Harness, submitted: dict[str, Any], charge_key: str) -> None:
+    """A second charge for a submitted renewal, under another charge key: a double charge."""
+    await BillingLedger(h.pool).charge(
+        charge_key=charge_key,
+        idempotency_key=submitted["idempotency_key"],
+        operation_id=submitted["operation_id"],
+        customer_id="cust-1",
+        amount_cents=1099,
+        currency="EUR",
+    )
+
+
 async def test_next_refuses_until_ready_then_moves_one_step(cli: Cli, env: dict[str, str]) -> None:
     """No run: hold, nothing moves (exit 1, reasons). After a clean run: legacy → shadow, one
     step, recorded; blocked by a critical finding, it refuses unless forced with a reason."""
@@ -127,14 +139,7 @@ async def test_guard_rolls_a_tld_back_on_a_temporal_double_charge(
         )  # fmt: skip
         assert code == 0 and first["engine"] == "temporal"
         await h.result(first["idempotency_key"])
-    await BillingLedger(h.pool).charge(  # a second charge under another key: a double charge
-        charge_key="stray-charge",
-        idempotency_key=first["idempotency_key"],
-        operation_id=first["operation_id"],
-        customer_id="cust-1",
-        amount_cents=1099,
-        currency="EUR",
-    )
+    await stray_charge(h, first, "stray-charge")
     code, guarded = await run(cli, "rollout", "guard", "--once")
     assert code == 0
     assert [r["tld"] for r in guarded["rolled_back"]] == ["fr"]

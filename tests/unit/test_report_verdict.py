@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,9 @@ from reconciler.report.verdict import LADDER, Thresholds, Verdict, decide, posit
 from renewals.errors import ConfigError
 from renewals.settings import Settings
 
-T = Thresholds(min_shadow_match=99.5, min_success_rate=98.0, min_volume=100, runs=7)
+T = Thresholds(min_shadow_match=99.5, min_success_rate=98.0, min_volume=100, runs=7,
+               min_aa_pairs=100)  # fmt: skip
+CHANGED = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)  # the flag's last change
 GOOD_SHADOW = Trail("fr", runs=7, shadow_compared=3000, shadow_mismatched=1)
 GOOD_TEMPORAL = Trail("fr", runs=7, temporal_done=995, temporal_failed=5)
 
@@ -64,6 +68,25 @@ CASES = [
      Trail("fr", 7, shadow_compared=1000, shadow_mismatched=8, aa_compared=200,
            aa_mismatched=1), flag("shadow"), {}, Verdict.READY, "temporal 1%",
      "noise 0.50% over 200 A/A pairs"),
+    ("too few A/A pairs: their noise is not credited",
+     Trail("fr", 7, shadow_compared=1000, shadow_mismatched=8, aa_compared=4,
+           aa_mismatched=1), flag("shadow"), {}, Verdict.BLOCKED, "temporal 1%",
+     "noise 25.00% not credited: 4 A/A pairs, min 100"),
+    ("one clean run at 100% is not complete", Trail("fr", 1, 995, 5), flag("temporal", 100),
+     {}, Verdict.HOLD, None, "1 of 7 clean runs at temporal 100%"),
+    ("N clean runs at 100% are", GOOD_TEMPORAL, flag("temporal", 100), {},
+     Verdict.COMPLETE, None, "7 of 7 clean runs at temporal 100%"),
+    ("no run since the flag changed", Trail("fr", 0, since_change=CHANGED),
+     flag("temporal", 5), {}, Verdict.HOLD, "temporal 25%",
+     "no full reconciliation run since the flag changed at 2026-12-01 10:00:00 UTC"),
+    ("the run judged on predates the change",
+     dataclasses.replace(GOOD_TEMPORAL, since_change=CHANGED), flag("temporal", 5),
+     {"run_start": CHANGED - dt.timedelta(hours=1)}, Verdict.HOLD, "temporal 25%",
+     "this run's window starts at 2026-12-01 09:00:00 UTC"),
+    ("one run after the change is enough for a step",
+     Trail("fr", 1, 995, 5, since_change=CHANGED), flag("temporal", 5),
+     {"run_start": CHANGED}, Verdict.READY, "temporal 25%",
+     "judged on full runs since the flag changed at 2026-12-01 10:00:00 UTC"),
     ("shadow mismatches beyond the measured noise",
      Trail("fr", 7, shadow_compared=1000, shadow_mismatched=12, aa_compared=200,
            aa_mismatched=1), flag("shadow"), {}, Verdict.BLOCKED, "temporal 1%",
@@ -123,6 +146,10 @@ def test_thresholds_from_settings_then_options() -> None:
     assert Thresholds.from_settings(settings, runs=14, min_volume=None) == Thresholds(
         99.9, 98.0, 0, 14
     )
+    pairs = Settings.from_env({"DUALRUN_REPORT_MIN_AA_PAIRS": "40"})
+    assert Thresholds.from_settings(pairs).min_aa_pairs == 40
+    with pytest.raises(ConfigError, match="DUALRUN_REPORT_MIN_AA_PAIRS"):
+        Settings.from_env({"DUALRUN_REPORT_MIN_AA_PAIRS": "0"})
     with pytest.raises(ConfigError, match="DUALRUN_REPORT_MIN_SUCCESS_RATE"):
         Settings.from_env({"DUALRUN_REPORT_MIN_SUCCESS_RATE": "120"})
     with pytest.raises(ConfigError, match="DUALRUN_REPORT_RUNS"):
