@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from psycopg_pool import AsyncConnectionPool
 
 from dualrun.cli.context import AppContext, emit, json_option, pass_app
 from dualrun.flags import server_url
 from dualrun.flags.admin import UnleashAdmin
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import RuleChange, TldRule, check_change
-from dualrun.rollout.actions import current
+from dualrun.rollout.actions import current, verdicts
 from dualrun.rollout.events import Position, RolloutEvent, os_actor, record
 from dualrun.wiring import started_chain
 from renewals.db.pool import async_pool
@@ -102,31 +105,65 @@ def set_cmd(app: AppContext, tld: str, mode: str, rollout_raw: str | None, as_js
     emit(doc, as_json, f".{rule.tld}: {rule.mode.value} {rule.rollout}% ({word}, {target})")
 
 
-async def _set_and_record(settings: Settings, change: RuleChange) -> tuple[TldRule, bool, str]:
-    """Change the rule and record it as a rollout event. The database is opened first: a
-    change that could not be recorded is not made."""
+@asynccontextmanager
+async def _recorder(settings: Settings, command: str) -> AsyncIterator[AsyncConnectionPool]:
+    """The database every flag change is recorded in, opened before anything changes: a change
+    that could not be recorded is not made."""
     try:
         pool = await async_pool(settings.dsn, max_size=1, name="dualrun-flags", timeout_s=5)
     except Exception as exc:
         raise DualrunError(
-            "flags set records every change in the database, which is unreachable "
+            f"flags {command} records every change in the database, which is unreachable "
             f"({type(exc).__name__}): nothing changed"
         ) from None
     try:
-        before = (await current(settings))[change.tld]
-        rule, changed, target = await asyncio.to_thread(set_rule, settings, change)
-        if changed:
-            event = RolloutEvent(rule.tld, "set", os_actor(), before, Position.of(rule))
-            await record(pool, event)
-        return rule, changed, target
+        yield pool
     finally:
         await pool.close()
 
 
+async def _set_and_record(settings: Settings, change: RuleChange) -> tuple[TldRule, bool, str]:
+    """Change the rule and record it as a rollout event, with the TLD's verdict on the latest
+    full run at the time (and that run)."""
+    async with _recorder(settings, "set") as pool, started_chain(settings) as chain:
+        before = (await current(settings, chain))[change.tld]
+        run_id, found = await verdicts(pool, settings, chain)
+        readiness = found.get(change.tld)
+        rule, changed, target = await asyncio.to_thread(set_rule, settings, change)
+        if changed:
+            verdict = readiness.verdict.value if readiness else None
+            event = RolloutEvent(
+                rule.tld, "set", os_actor(), before, Position.of(rule), verdict, run_id
+            )
+            await record(pool, event)
+        return rule, changed, target
+
+
+async def _switch_and_record(settings: Settings, enabled: bool) -> tuple[bool, str, list[str]]:
+    """Turn the flag on or off, recorded as an event for each TLD it moves (its rule is not
+    legacy): off moves it to legacy, on back to its rule. Returns (changed, where, TLDs)."""
+    action = "on" if enabled else "off"
+    async with _recorder(settings, action) as pool, started_chain(settings) as chain:
+        rules = await current(settings, chain, as_routed=False)
+        changed, target = await asyncio.to_thread(set_enabled, settings, enabled)
+        moved = [tld for tld, at in rules.items() if at.mode != Mode.LEGACY] if changed else []
+        legacy = Position(Mode.LEGACY)
+        for tld in moved:
+            before, after = (legacy, rules[tld]) if enabled else (rules[tld], legacy)
+            reason = "flags on: the TLD's rule applies again" if enabled else "flags off"
+            await record(pool, RolloutEvent(tld, action, os_actor(), before, after, reason=reason))
+        return changed, target, moved
+
+
 def _switch(app: AppContext, enabled: bool, as_json: bool) -> None:
-    changed, target = set_enabled(app.settings, enabled)
+    changed, target, moved = asyncio.run(_switch_and_record(app.settings, enabled))
     state = "on" if enabled else "off"
-    doc = {"flag": app.settings.unleash_flag, "enabled": enabled, "changed": changed}
+    doc = {
+        "flag": app.settings.unleash_flag,
+        "enabled": enabled,
+        "changed": changed,
+        "tlds_moved": moved,
+    }
     emit(doc, as_json, f"flag {app.settings.unleash_flag} {state} ({target})")
 
 

@@ -77,10 +77,13 @@ async def _view(settings: Settings, chain: FlagReader | None) -> FlagView:
         return own.read()
 
 
-async def current(settings: Settings, chain: FlagReader | None = None) -> dict[str, Position]:
-    """Every TLD's place on the flag now (legacy when the flag is off or has no rule)."""
+async def current(
+    settings: Settings, chain: FlagReader | None = None, *, as_routed: bool = True
+) -> dict[str, Position]:
+    """Every TLD's place on the flag now: as the router routes (legacy when the flag is off or
+    has no rule), or (`as_routed=False`) its rule, which applies again once the flag is on."""
     view = await _view(settings, chain)
-    rules = view.state.rules if view.state.enabled else {}
+    rules = view.state.rules if view.state.enabled or not as_routed else {}
     return {tld: Position.of(rules.get(tld)) for tld in sorted(settings.tlds)}
 
 

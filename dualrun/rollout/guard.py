@@ -90,12 +90,14 @@ async def guard(
     by_tld: dict[str, list[tuple[str, str, int | None]]] = defaultdict(list)
     for key, kind, tld, run_id in rows:
         by_tld[tld].append((key, kind, run_id))
-    places = await current(settings, chain)
+    # The rules, even while the flag is off (everything routed to legacy then): a rule left
+    # as it is would route to Temporal again at `flags on`.
+    places = await current(settings, chain, as_routed=False)
     done: list[Rollback] = []
     for tld, found in sorted(by_tld.items()):
         at = places.get(tld)
         if at is None or at.mode == Mode.LEGACY:
-            continue  # already on legacy (or not a TLD we route): nothing to flip
+            continue  # its rule is legacy already (or not a TLD we route): nothing to flip
         kinds = sorted({kind for _, kind, _ in found})
         rollback = Rollback(
             tld,
