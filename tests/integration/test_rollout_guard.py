@@ -39,7 +39,10 @@ def add_finding(dsn: str, key: str, tld: str) -> None:
 
 async def test_the_guard_acts_while_the_flag_is_off(cli: Cli, env: dict[str, str]) -> None:
     """Flag off, a critical Temporal finding on .fr: the guard flips the .fr rule to legacy, so
-    after `flags on` .fr still routes to legacy; off and on are rollout events."""
+    after `flags on` .fr still routes to legacy; set (with its verdict and run) and off are
+    rollout events."""
+    code, judged = await run(cli, "reconcile")
+    assert code == 0
     code, _, err = await raw(cli, "flags", "set", "fr", "temporal", "--rollout", "100")
     assert code == 0, err
     code, off = await run(cli, "flags", "off")
@@ -59,10 +62,11 @@ async def test_the_guard_acts_while_the_flag_is_off(cli: Cli, env: dict[str, str
     fr = next(t for t in status["tlds"] if t["tld"] == "fr")
     assert fr["last_change"]["action"] == "guard"
     with psycopg.connect(env["DUALRUN_DATABASE_URL"]) as conn:
-        actions = conn.execute(
-            "SELECT action FROM rollout_events WHERE tld = 'fr' ORDER BY event_id"
+        events = conn.execute(
+            "SELECT action, verdict, run_id FROM rollout_events WHERE tld = 'fr' ORDER BY event_id"
         ).fetchall()
-    assert [a for (a,) in actions] == ["set", "off", "guard"]
+    assert [e[0] for e in events] == ["set", "off", "guard"]
+    assert events[0][1:] == ("ready", judged["run_id"])  # legacy → shadow was ready then
 
 
 def test_findings_from_before_the_guard_are_history(empty_schema_dsn: str, tmp_path: Path) -> None:
