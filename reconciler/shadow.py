@@ -5,7 +5,10 @@ sample a second plan against the first. Each falls into one class:
 - business_mismatch: renew vs refuse, another price or charge, years, new expiry or refusal
   reason (a `shadow_mismatch` finding, with the deepdiff as evidence);
 - not_comparable: legacy, or the plan, ended on a transient failure (rate limited,
-  unavailable, timeout, attempts exhausted), or legacy was cancelled;
+  unavailable, timeout, attempts exhausted), or legacy was cancelled. That includes legacy's
+  blind retry of a renew that timed out: the registry committed the first renew, the replay
+  is refused with an expiry mismatch, and legacy fails on that refusal of its own making (an
+  infrastructure failure, met apart as an `unrecorded_renewal`), not a business decision;
 - pending: not both decided yet.
 
 Classes are stored per key and pair (`shadow_comparisons`), with the run that first decided
@@ -29,12 +32,18 @@ FINAL = ("agree", "business_mismatch", "not_comparable")
 _FAILED_RUNS = ("FAILED", "TIMED_OUT", "TERMINATED", "CANCELED")
 
 # Every legacy operation routed in shadow mode (or planned), with its plan ('a') and the
-# plan's workflow.
+# plan's workflow. `renew_timed_out`: legacy failed on an expiry mismatch after one of its own
+# renews timed out at the registry step (its `error` event, code registry_timeout): the
+# registry committed that renew, legacy retried it blindly and its replay was refused.
 _LEGACY_PAIRS = """
 SELECT o.idempotency_key, o.tld, o.domain, o.created_at, o.operation_id, o.status,
        o.error_code, o.years, o.new_expiry, o.charged_cents, o.currency,
        p.verdict, p.refusal, p.years AS plan_years, p.expected_new_expiry,
-       p.would_charge_cents, p.currency AS plan_currency, s.status AS plan_run
+       p.would_charge_cents, p.currency AS plan_currency, s.status AS plan_run,
+       o.status = 'failed' AND o.error_code = 'expiry_mismatch' AND EXISTS (
+           SELECT 1 FROM operation_events e
+           WHERE e.operation_id = o.operation_id AND e.event = 'error' AND e.step = 'renew'
+             AND e.detail->>'code' = 'registry_timeout') AS renew_timed_out
 FROM operations o
 LEFT JOIN routing_decisions d ON d.operation_id = o.operation_id AND d.mode = 'shadow'
 LEFT JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key AND p.plan = 'a'
@@ -81,6 +90,8 @@ def classify_legacy(row: Mapping[str, Any]) -> tuple[Class, str | None, dict[str
         return "not_comparable", "legacy cancelled", {}
     if row["status"] == "failed" and is_transient(row["error_code"]):
         return "not_comparable", f"legacy failed: {row['error_code']}", {}
+    if row.get("renew_timed_out"):  # its own timed-out renew, replayed: not a refusal
+        return "not_comparable", "legacy failed: expiry_mismatch replaying its timed-out renew", {}
     if row["verdict"] is None:
         if row["plan_run"] in _FAILED_RUNS:
             return "not_comparable", f"plan {row['plan_run'].lower()}", {}

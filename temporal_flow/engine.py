@@ -88,10 +88,18 @@ class TemporalEngine:
 
     async def plan(self, request: RenewalRequest) -> str | None:
         """The shadow plan of a legacy renewal (Planner); for the A/A sample
-        (DUALRUN_SHADOW_AA_SHARE) a second, independent plan: the comparator's noise."""
+        (DUALRUN_SHADOW_AA_SHARE) a second, independent plan: the comparator's noise. Only the
+        first plan's start failure is returned (reported as the renewal's dispatch failure); a
+        second plan that does not start is logged and leaves the pair out of the sample."""
         error = await self._start(request, RunMode.SHADOW)
         if error is None and in_aa_sample(request.idempotency_key, self.settings.shadow_aa_share):
-            error = await self._start(request, RunMode.SHADOW, plan="b")
+            second = await self._start(request, RunMode.SHADOW, plan="b")
+            if second is not None:  # a sample lost, not the legacy renewal's dispatch failure
+                log.warning(
+                    "temporal.second_plan.not_started",
+                    operation_id=request.operation_id,
+                    error=second,
+                )
         return error
 
     # -- cancel --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_REQUESTED,
         EXPIRY_MISMATCH,
         RATE_LIMITED,
+        REGISTRY_REFUSALS,
         RENEW_IN_FLIGHT,
         RENEW_PROHIBITED,
         RENEWED_ELSEWHERE,
@@ -60,6 +61,10 @@ T = TypeVar("T")
 # renewal ends superseded; a renew the registry refuses after the charge refunds it. Runs
 # started before it replay the older path (tests/histories/v2_*).
 RERUN_EVIDENCE = "dualrun-rerun-evidence"
+# Under this patch a shadow plan the registry refuses (the domain unknown, a policy refusal)
+# records a `would_refuse` plan with the refusal, where it ended FAILED before, which the
+# comparator could only call not comparable (tests/histories/shadow_refused_not_found_*).
+SHADOW_REFUSALS = "dualrun-shadow-refusals"
 
 
 @workflow.defn(name="RenewDomain")
@@ -123,24 +128,30 @@ class RenewDomain:
         self.timeout = timedelta(seconds=inp.activity_timeout_s)
         self.registry_retry = registry_retry(inp.registry_max_attempts)
         self.stage = "status"
-        status = await self._registry_call(
-            lambda: workflow.execute_activity_method(
-                RenewalActivities.registry_status,
-                DomainInput(inp.operation_id, inp.domain),
-                start_to_close_timeout=self.timeout,
-                retry_policy=self.registry_retry,
+        try:
+            status = await self._registry_call(
+                lambda: workflow.execute_activity_method(
+                    RenewalActivities.registry_status,
+                    DomainInput(inp.operation_id, inp.domain),
+                    start_to_close_timeout=self.timeout,
+                    retry_policy=self.registry_retry,
+                )
             )
-        )
+        except ActivityError as exc:
+            return await self._plan_refused(inp, exc, None)
         self.stage = "price"
         years = self.years
-        price = await self._registry_call(
-            lambda: workflow.execute_activity_method(
-                RenewalActivities.registry_price,
-                PriceInput(inp.operation_id, inp.domain, years),
-                start_to_close_timeout=self.timeout,
-                retry_policy=self.registry_retry,
+        try:
+            price = await self._registry_call(
+                lambda: workflow.execute_activity_method(
+                    RenewalActivities.registry_price,
+                    PriceInput(inp.operation_id, inp.domain, years),
+                    start_to_close_timeout=self.timeout,
+                    retry_policy=self.registry_retry,
+                )
             )
-        )
+        except ActivityError as exc:
+            return await self._plan_refused(inp, exc, status.expiry)
         refusal = None
         if status.renew_prohibited:
             refusal = RENEW_PROHIBITED
@@ -165,7 +176,7 @@ class RenewDomain:
         return add_years(dt.date.fromisoformat(inp.current_expiry), years).isoformat()
 
     async def _plan(
-        self, inp: RenewInput, expiry: str, price: PriceResult, refusal: str | None
+        self, inp: RenewInput, expiry: str | None, price: PriceResult | None, refusal: str | None
     ) -> RenewResult:
         self.stage = "plan"
         years = self.years or inp.years
@@ -179,9 +190,9 @@ class RenewDomain:
                 domain=inp.domain,
                 years=years,
                 registry_expiry=expiry,
-                premium=price.premium,
-                would_charge_cents=None if refusal else price.price_cents,
-                currency=price.currency,
+                premium=price.premium if price else None,
+                would_charge_cents=None if refusal or price is None else price.price_cents,
+                currency=price.currency if price else None,
                 expected_new_expiry=None if refusal else expected,
                 verdict="would_refuse" if refusal else "would_renew",
                 refusal=refusal,
@@ -194,8 +205,23 @@ class RenewDomain:
             "planned",
             years,
             new_expiry=None if refusal else expected,
-            currency=price.currency,
+            currency=price.currency if price else None,
         )
+
+    async def _plan_refused(
+        self, inp: RenewInput, exc: ActivityError, expiry: str | None
+    ) -> RenewResult:
+        """A shadow plan's registry read refused for a business reason (the domain unknown, a
+        policy): the plan is that refusal. Anything else, and a live run, fails as before."""
+        refusal = error_type(exc)
+        if not (
+            inp.mode == RunMode.SHADOW
+            and refusal in REGISTRY_REFUSALS
+            and workflow.patched(SHADOW_REFUSALS)
+        ):
+            raise exc
+        workflow.logger.info("renewal.plan.refused", extra={"refusal": refusal})
+        return await self._plan(inp, expiry, None, refusal)
 
     async def _renew(self, inp: RenewInput, amount_cents: int, currency: str) -> RenewResult:
         years = self.years or inp.years

@@ -6,7 +6,9 @@ tests/integration/test_relaunch.py tests/integration/test_rerun_evidence.py`, ke
 files under a `v<N>_` prefix: runs started before the change must still replay (`v1_*`: before
 the `dualrun-sync-in-activities` patch, when the row's start and `done` were written by local
 activities; `v2_*`: before `dualrun-rerun-evidence`, when a moved expiry failed with
-ExpiryMismatch and a renew refused after the charge kept it).
+ExpiryMismatch and a renew refused after the charge kept it; `pre_shadow_refusals_*`: before
+`dualrun-shadow-refusals`, when a shadow plan the registry refused ended FAILED, saved by
+tests/integration/test_shadow_plans.py with the workflow code of before that patch).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def test_histories_are_present() -> None:
     reruns = {"live_rerun_done_from_evidence", "live_superseded", "live_renew_refused_refunded"}
     assert reruns | {"v2_live_expiry_mismatch", "v2_live_renew_refused"} <= names
     assert any(n.startswith("shadow_") for n in names)
+    # a shadow plan the registry refused: a would_refuse plan, and the FAILED run of before
+    assert {"shadow_refused_not_found", "pre_shadow_refusals_not_found"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

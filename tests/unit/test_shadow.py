@@ -37,6 +37,8 @@ CASES = [
     ("a premium price changed between them", pair(charged_cents=4900), "business_mismatch"),
     ("another new expiry", pair(new_expiry=dt.date(2029, 3, 1)), "business_mismatch"),
     ("renew against refuse", pair(**REFUSED, error_code="expiry_mismatch"), "business_mismatch"),
+    ("legacy's own timed-out renew, replayed and refused",
+     pair(**REFUSED, error_code="expiry_mismatch", renew_timed_out=True), "not_comparable"),
     ("the same refusal, in each engine's words",
      pair(**REFUSED, error_code="renew_prohibited", verdict="would_refuse",
           refusal="RenewProhibited"), "agree"),
