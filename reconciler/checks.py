@@ -30,12 +30,23 @@ class CheckContext:
     run_id: int = 0
     ledger: LedgerRelation | None = None  # where the registry renewals are (renewal checks)
     lookback: dt.timedelta = dt.timedelta(days=31)
+    # A sweep looks at the operations that finished in its window (lost renewals, missing
+    # refunds), whenever they were created: a renewal done after the tick it was created in is
+    # still caught by the next sweep. A full run looks at those created in its window.
+    by_finish: bool = False
+    ledger_since: dt.datetime | None = None  # registry renewals from here (default: since)
+
+    @property
+    def moment(self) -> str:
+        """The operations column that places an operation in the window."""
+        return "finished_at" if self.by_finish else "created_at"
 
     def params(self) -> dict[str, Any]:
         return {
             "since": self.since,
             "until": self.until,
             "lookback": self.since - self.lookback,
+            "ledger_since": self.ledger_since or self.since,
             "run_id": self.run_id,
             "stuck_before": dt.datetime.now(dt.UTC) - self.stuck_after,
         }
@@ -44,11 +55,14 @@ class CheckContext:
 async def _rows(
     conn: AsyncConnection[Any], query: str | sql.SQL, ctx: CheckContext, **extra: Any
 ) -> list[dict[str, Any]]:
-    """Run a check's statement; a `sql.SQL` one reads the registry ledger as `{ledger}`."""
+    """Run a check's statement; a `sql.SQL` one reads the registry ledger as `{ledger}` and
+    places operations in the window by `{moment}`."""
     if isinstance(query, sql.SQL):
         if ctx.ledger is None:
             raise ValueError("ledger: this check reads the registry ledger, none was given")
-        statement: str | sql.Composed = query.format(ledger=ctx.ledger.relation())
+        statement: str | sql.Composed = query.format(
+            ledger=ctx.ledger.relation(), moment=sql.Identifier(ctx.moment)
+        )
     else:
         statement = query
     cur = conn.cursor(row_factory=dict_row)
@@ -97,9 +111,9 @@ SELECT coalesce(o.domain, r.domain) AS domain,
        coalesce(o.current_expiry, r.cur_exp_date) AS period,
        o.engine, r.created_at AS renewed_at
 FROM (SELECT domain, current_expiry, engine FROM operations
-      WHERE status = 'done' AND created_at >= %(since)s AND created_at < %(until)s) o
+      WHERE status = 'done' AND {moment} >= %(since)s AND {moment} < %(until)s) o
 FULL OUTER JOIN {ledger} r ON r.domain = o.domain AND r.cur_exp_date = o.current_expiry
-WHERE o.domain IS NULL OR r.domain IS NULL
+WHERE (o.domain IS NULL AND r.created_at >= %(since)s) OR r.domain IS NULL
 """)
 _DOUBLE_RENEWALS = sql.SQL("""
 SELECT domain, cur_exp_date AS period, count(*) AS n

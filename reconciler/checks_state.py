@@ -16,7 +16,7 @@ SELECT o.operation_id, o.idempotency_key, o.domain, o.engine,
        sum(b.amount_cents) AS unrefunded
 FROM operations o
 JOIN billing_ledger b ON b.operation_id = o.operation_id AND b.kind = 'charge'
-WHERE o.status = 'cancelled' AND o.created_at >= %(since)s AND o.created_at < %(until)s
+WHERE o.status = 'cancelled' AND o.{moment} >= %(since)s AND o.{moment} < %(until)s
   AND NOT EXISTS (SELECT 1 FROM billing_ledger r
                   WHERE r.kind = 'refund' AND r.charge_key = b.charge_key)
 GROUP BY o.operation_id, o.idempotency_key, o.domain, o.engine
@@ -36,7 +36,7 @@ async def refunds_missing(conn: AsyncConnection[Any], ctx: CheckContext) -> list
             operation_ids=(r["operation_id"],),
             evidence={"unrefunded_cents": r["unrefunded"]},
         )
-        for r in await _rows(conn, _REFUND_MISSING, ctx)
+        for r in await _rows(conn, _REFUND_MISSING.format(moment=ctx.moment), ctx)
     ]
 
 

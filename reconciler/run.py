@@ -53,6 +53,12 @@ SWEEP_CHECKS: tuple[Check, ...] = (
 )
 
 
+# The creation of the earliest operation finished in a window (a sweep's ledger starts there).
+_EARLIEST_FINISHED = (
+    "SELECT min(created_at) FROM operations WHERE finished_at >= %s AND finished_at < %s"
+)
+
+
 @dataclass(frozen=True)
 class Reconciler:
     pool: AsyncConnectionPool
@@ -74,12 +80,14 @@ class Reconciler:
             return await check(conn, ctx)
 
     async def _collect(
-        self, window: Window, selected: tuple[Check, ...], run_id: int
+        self, window: Window, selected: tuple[Check, ...], run_id: int, by_finish: bool = False
     ) -> tuple[int, list[Finding], tuple[str, ...]]:
-        """The window's operation count, its findings, and the checks it could not make."""
+        """The window's operation count, its findings, and the checks it could not make
+        (`by_finish`: a sweep's, over the operations finished in the window)."""
         drift = checks_state.status_drift in selected
         listed = False
         ledger: LedgerRelation | None = None
+        ledger_since = window.since
         async with self.pool.connection() as conn:  # loads commit before the checks read them
             cur = await conn.execute(
                 "SELECT count(*) FROM operations WHERE created_at >= %s AND created_at < %s",
@@ -87,8 +95,14 @@ class Reconciler:
             )
             row = await cur.fetchone()
             operations = int(row[0]) if row else 0
+            if by_finish:  # their registry renewals may be older than the window
+                cur = await conn.execute(_EARLIEST_FINISHED, (window.since, window.until))
+                row = await cur.fetchone()
+                if row and row[0]:  # not past the lookback the duplicate checks use either
+                    floor = window.since - CheckContext.lookback
+                    ledger_since = max(min(ledger_since, row[0]), floor)
             if checks.renewal_pairs in selected:
-                ledger = await self.ledger.fill(conn, run_id, window.since)
+                ledger = await self.ledger.fill(conn, run_id, ledger_since)
             if self.temporal is not None and drift:
                 try:
                     await load_workflow_states(
@@ -97,7 +111,16 @@ class Reconciler:
                     listed = True
                 except RPCError as exc:  # the rest is still checked; the run says what is not
                     log.warning("reconcile.temporal.unavailable", error=type(exc).__name__)
-        ctx = CheckContext(window.since, window.until, self.stuck_after, listed, run_id, ledger)
+        ctx = CheckContext(
+            window.since,
+            window.until,
+            self.stuck_after,
+            listed,
+            run_id,
+            ledger,
+            by_finish=by_finish,
+            ledger_since=ledger_since,
+        )
         unchecked = ("status_drift",) if drift and not listed else ()
         try:
             results = await asyncio.gather(*(self._check(check, ctx) for check in selected))
@@ -123,7 +146,9 @@ class Reconciler:
         async with store.exclusive(self.pool, wait):
             run_id = await store.start_run(self.pool, kind, window)
             try:
-                operations, found, unchecked = await self._collect(window, selected, run_id)
+                operations, found, unchecked = await self._collect(
+                    window, selected, run_id, by_finish=kind == "sweep"
+                )
                 new_keys = await store.record_findings(self.pool, run_id, found)
             except Exception as exc:
                 await store.finish_run(

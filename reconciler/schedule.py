@@ -4,6 +4,13 @@ Windows are deterministic (a calendar day; a sweep tick aligned on the interval)
 scheduled run's window is unique in `reconciliation_runs`, so with several scheduler replicas
 each job runs once: the others find the run recorded and skip it. Missed nightly runs (the
 scheduler was down) are caught up on start.
+
+The sweep fires on the aligned ticks themselves, a short grace after each tick ends (so what
+was written just before the end has committed), and covers that tick (plus the grace before
+it, for a write that committed late), looking at the operations finished in it. A finding that
+appears during a tick (a renewal done with no registry renewal, a cancel without its refund, a
+second charge) is therefore swept, and the guard run, at most one interval plus the grace
+after it appeared, plus the sweep's own run time.
 """
 
 from __future__ import annotations
@@ -50,13 +57,26 @@ def day_window(day: dt.date, tz: ZoneInfo) -> Window:
     return Window(start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz))
 
 
+def sweep_grace(every_s: float) -> float:
+    """Seconds after a tick's end before it is swept: a tenth of the interval, at most 5 s."""
+    return min(5.0, every_s / 10)
+
+
 def sweep_window(now: dt.datetime, every_s: float) -> Window:
-    """The last complete tick before `now`: [end - every, end), end aligned on the interval."""
+    """The last complete tick before `now`, end aligned on the interval, from the grace before
+    its start (overlapping the tick before by that much): [end - every - grace, end)."""
     epoch = now.timestamp()
     end = epoch - (epoch % every_s)
     return Window(
-        dt.datetime.fromtimestamp(end - every_s, dt.UTC), dt.datetime.fromtimestamp(end, dt.UTC)
+        dt.datetime.fromtimestamp(end - every_s - sweep_grace(every_s), dt.UTC),
+        dt.datetime.fromtimestamp(end, dt.UTC),
     )
+
+
+def sweep_trigger(config: ScheduleConfig) -> IntervalTrigger:
+    """Fires at each tick's end plus the grace (aligned on the epoch, as the windows are)."""
+    start = dt.datetime.fromtimestamp(sweep_grace(config.sweep_every_s), dt.UTC)
+    return IntervalTrigger(seconds=config.sweep_every_s, start_date=start, timezone=config.tz)
 
 
 async def run_once(
@@ -152,7 +172,7 @@ async def serve(
     )
     scheduler.add_job(
         tracked,
-        IntervalTrigger(seconds=config.sweep_every_s, timezone=config.tz),
+        sweep_trigger(config),
         args=[sweep, rec, config, after_sweep],
         id="sweep",
         max_instances=1,

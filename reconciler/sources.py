@@ -43,7 +43,7 @@ class LedgerRelation:
 
     def relation(self) -> sql.Composable:
         """`(SELECT * FROM <table> WHERE ...)`, composed with psycopg (the name is quoted)."""
-        scope = "run_id = %(run_id)s" if self.per_run else "created_at >= %(since)s"
+        scope = "run_id = %(run_id)s" if self.per_run else "created_at >= %(ledger_since)s"
         return sql.SQL("(SELECT * FROM {} WHERE {})").format(
             sql.Identifier(self.table), sql.SQL(scope)
         )

@@ -87,6 +87,19 @@ class Harness:
     def seed(self, tld: str, *domains: str, expiry: dt.date, **extra: Any) -> None:
         self.admin.seed_domains(tld, [{"domain": d, "expiry": expiry, **extra} for d in domains])
 
+    async def charge(
+        self, request: RenewalRequest, charge_key: str, amount_cents: int = 1099
+    ) -> None:
+        """A charge in the billing ledger for the request's renewal, under `charge_key`."""
+        await BillingLedger(self.pool).charge(
+            charge_key=charge_key,
+            idempotency_key=request.idempotency_key,
+            operation_id=request.operation_id,
+            customer_id=request.customer_id,
+            amount_cents=amount_cents,
+            currency="EUR",
+        )
+
     @property
     def engine(self) -> TemporalEngine:
         async def client() -> Client:
