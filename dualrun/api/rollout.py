@@ -8,11 +8,12 @@ No `from __future__ import annotations` here: the TLD parameter's type is built 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dualrun.api.auth import Access, auth_responses, require_read, require_write
 from dualrun.api.bodies import json_body, json_request_body
-from dualrun.api.errors import documented
+from dualrun.api.errors import ErrorDetail, documented
 from dualrun.api.schemas import MAX_REASON, STATED_REASON_PATTERN
 from dualrun.rollout import actions
 from dualrun.rollout.guard import guard
@@ -47,6 +48,30 @@ class MoveOut(BaseModel):
     applied: bool
     run_id: int | None
     forced: bool
+
+
+class MoveRefused(BaseModel):
+    """A move not made: the error (`rollout_refused`, its message the verdict's reasons) and
+    the move as it was judged."""
+
+    error: ErrorDetail
+    move: MoveOut
+
+
+REFUSED = {
+    "model": MoveRefused,
+    "description": "Not moved (`rollout_refused`): `next` when the verdict is not ready (and "
+    "not forced) or the TLD is at the top; `back` when it is on legacy already. `move` is the "
+    "judged move, with the verdict and its reasons",
+}
+
+
+def _refused(move: actions.Move) -> JSONResponse:
+    doc = move.as_dict()
+    why = "; ".join(move.reasons) or "no step to take"
+    message = f"not moved (verdict {move.verdict}): {why}"
+    body = {"error": {"code": "rollout_refused", "field": "tld", "message": message}, "move": doc}
+    return JSONResponse(body, status_code=409)
 
 
 class NextIn(BaseModel):
@@ -110,7 +135,7 @@ def build_router(settings: Settings) -> APIRouter:
         response_model_by_alias=True,
         dependencies=[Depends(require_write)],
         openapi_extra=json_request_body(NextIn.model_json_schema(), required=False),
-        responses={**auth_responses(Access.WRITE), 422: documented(422)},
+        responses={**auth_responses(Access.WRITE), 409: REFUSED, 422: documented(422)},
         summary="Move the TLD one step forward when its verdict is ready (or forced)",
     )
     async def next_step(request: Request, tld: Tld) -> Any:
@@ -122,6 +147,8 @@ def build_router(settings: Settings) -> APIRouter:
             state.pool, settings, tld, actor=ACTOR, dry_run=wanted.dry_run,
             force=wanted.force, reason=wanted.reason, chain=state.chain,
         )  # fmt: skip
+        if not move.applied and not wanted.dry_run:
+            return _refused(move)
         return move.as_dict()
 
     @router.post(
@@ -131,7 +158,7 @@ def build_router(settings: Settings) -> APIRouter:
         response_model_by_alias=True,
         dependencies=[Depends(require_write)],
         openapi_extra=json_request_body(BackIn.model_json_schema(), required=True),
-        responses={**auth_responses(Access.WRITE), 422: documented(422)},
+        responses={**auth_responses(Access.WRITE), 409: REFUSED, 422: documented(422)},
         summary="Move the TLD one step back",
     )
     async def back_step(request: Request, tld: Tld) -> Any:
@@ -140,6 +167,8 @@ def build_router(settings: Settings) -> APIRouter:
         move = await actions.step_back(
             state.pool, settings, tld, actor=ACTOR, reason=body.reason, chain=state.chain
         )
+        if not move.applied:
+            return _refused(move)
         return move.as_dict()
 
     @router.post(

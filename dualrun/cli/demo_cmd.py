@@ -31,7 +31,11 @@ def _text(result: DemoResult) -> str:
         "findings: " + (", ".join(f"{k} {v}" for k, v in doc["findings"].items()) or "none")
     )
     lines += [f"  {'ok  ' if ok else 'FAIL'} {name}" for name, ok in doc["invariants"].items()]
-    lines.append("readiness (dualrun rollout status / next):")
+    runs = doc["readiness_runs"]
+    lines.append(
+        f"readiness (dualrun rollout status / next), judged on {runs['judged_on']} run (demo); "
+        f"production default {runs['production_default']}:"
+    )
     lines += [
         f"  .{tld:<5} {r['verdict']:<9} rollout next {r['rollout_next']}"
         for tld, r in doc["rollout"].items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -18,7 +19,9 @@ from dualrun.demo.plan import FLAGS, DemoConfig, Domains, make_domains
 from dualrun.demo.processes import EngineProcesses
 from dualrun.flags.control import set_enabled, set_rule
 from dualrun.flags.model import RuleChange
+from dualrun.rollout import events
 from dualrun.rollout.actions import current, verdicts
+from dualrun.rollout.events import Position, RolloutEvent
 from dualrun.wiring import (
     migrate_for,
     reconciler,
@@ -32,7 +35,7 @@ from ops.processes import ServiceStatus
 from ops.registry_sim.admin import SimAdmin
 from ops.unleash.stack import LOGIN
 from reconciler.model import Window
-from reconciler.report.verdict import Verdict
+from reconciler.report.verdict import Thresholds, Verdict
 from renewals.db.pool import async_pool
 from renewals.model import Mode
 from renewals.settings import Settings
@@ -40,6 +43,7 @@ from renewals.settings import Settings
 log = structlog.get_logger(__name__)
 
 Say = Callable[[str], None]
+DEMO_RUNS = 1  # full reconciliation runs the demo makes, and judges readiness on
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ def prepare(
     _, where = set_enabled(settings, True)
     for tld, (mode, rollout) in FLAGS.items():
         set_rule(settings, RuleChange(tld, mode, rollout))
+    asyncio.run(_record_flags(settings))
     say(f"flags ({where}): " + ", ".join(f".{t} {m.value} {r}%" for t, (m, r) in FLAGS.items()))
     domains = make_domains(config, dt.datetime.now(dt.UTC).date())
     with SimAdmin.for_settings(settings) as admin:
@@ -92,6 +97,19 @@ def prepare(
     total = sum(len(v) for v in domains.by_tld.values())
     say(f"registries: {total} domains seeded over {', '.join('.' + t for t in FLAGS)}")
     return domains, started, settings
+
+
+async def _record_flags(settings: Settings) -> None:
+    """The demo's flag changes, recorded as rollout events like any other (each TLD's verdict
+    is then judged on the runs after them: the demo's own)."""
+    pool = await async_pool(settings.dsn, max_size=1)
+    try:
+        for tld, (mode, rollout) in FLAGS.items():
+            after = Position(mode, rollout if mode == Mode.TEMPORAL else None)
+            event = RolloutEvent(tld, "set", "demo", None, after, reason="the demo's flags")
+            await events.record(pool, event)
+    finally:
+        await pool.close()
 
 
 async def burst(
@@ -173,6 +191,10 @@ async def conclude(
     settings: Settings, domains: Domains, duplicated: set[str], started_at: dt.datetime
 ) -> dict[str, Any]:
     window = Window(started_at, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
+    # The demo makes one full reconciliation run after setting its flags: readiness (and
+    # `complete`, which needs DUALRUN_REPORT_RUNS clean runs at 100%) is judged on that one.
+    production = Thresholds.from_settings(settings).runs
+    settings = dataclasses.replace(settings, report_runs=DEMO_RUNS)
     async with reconciler(settings) as rec:
         reconciled = await rec.run(window, "manual", wait=True)
         figures = await summary.engines(rec.pool, domains.run)
@@ -188,6 +210,7 @@ async def conclude(
         "shadow_plans": plans,
         "invariants": summary.invariants(figures, reconciled, duplicated, shadow_expected, plans),
         "rollout": rollout,
+        "readiness_runs": {"judged_on": DEMO_RUNS, "production_default": production},
     }
     out = settings.reports_dir / f"demo-{domains.run}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -218,8 +241,9 @@ async def _rollout(pool: Any, settings: Settings) -> dict[str, dict[str, Any]]:
 def run_demo(
     settings: Settings, config: DemoConfig, keep: bool, say: Say, *, unleash: bool = True
 ) -> DemoResult:
-    started_at = dt.datetime.now(dt.UTC)
+    began = dt.datetime.now(dt.UTC)
     domains, started_stack, settings = prepare(settings, config, say, unleash)
+    started_at = dt.datetime.now(dt.UTC)  # the reconciled window starts after the flag changes
     engines = EngineProcesses(settings.state_dir / "logs", config.robots)
     try:
         for _ in range(config.workers):
@@ -230,7 +254,7 @@ def run_demo(
     finally:
         engines.stop()
     document = asyncio.run(conclude(settings, domains, duplicated, started_at))
-    document["duration_s"] = round((dt.datetime.now(dt.UTC) - started_at).total_seconds(), 1)
+    document["duration_s"] = round((dt.datetime.now(dt.UTC) - began).total_seconds(), 1)
     document["flags_from"] = "unleash" if settings.unleash_url else "bootstrap file"
     if keep:
         document["temporal_ui"] = settings.temporal_ui_url

@@ -26,10 +26,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def demo_env() -> Iterator[dict[str, str]]:
-    """A fresh state dir and free ports: the demo brings up and tears down its own stack."""
-    state = Path(tempfile.mkdtemp(prefix="dualrun-demo-"))
-    os.chmod(state, 0o755)  # the embedded PostgreSQL runs as another OS user under root
+def private_home() -> Iterator[Path]:
+    """A 0700 directory, like /root in a container: the README's set-up as root, where the
+    embedded PostgreSQL (another OS user under root) cannot reach the state dir."""
+    home = Path(tempfile.mkdtemp(prefix="dualrun-home-"))  # mkdtemp makes it 0700
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def demo_env(private_home: Path) -> Iterator[dict[str, str]]:
+    """A fresh state dir under the private home and free ports: the demo brings up and tears
+    down its own stack."""
+    state = private_home / "clone" / ".dualrun"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DUALRUN_", "TEMPORAL_"))}
     env.update(
         {
@@ -51,15 +60,23 @@ def demo_env() -> Iterator[dict[str, str]]:
     shutil.rmtree(state, ignore_errors=True)
 
 
-def test_demo_runs_to_its_summary_and_holds_its_invariants(demo_env: dict[str, str]) -> None:
-    """A small burst: exit 0, per-engine figures, findings by kind, invariants, stack down."""
+DEMO_RENEWALS = "1000"  # the issue's "any size >= 1,000", at its smallest
+
+
+def test_demo_runs_to_its_summary_and_holds_its_invariants(
+    demo_env: dict[str, str], private_home: Path
+) -> None:
+    """A 1,000-renewal burst: exit 0, per-engine figures, findings by kind, invariants; .info
+    (shadow) not blocked by legacy's transient failures, .fr (temporal 100%) complete on the
+    demo's one run; the stack down, the private home left 0700."""
     result = subprocess.run(
-        [sys.executable, "-m", "dualrun", "demo", "--renewals", "60", "--json", "--seed", "7"],
+        [sys.executable, "-m", "dualrun", "demo", "--renewals", DEMO_RENEWALS, "--json",
+         "--seed", "7"],
         env=demo_env,
         capture_output=True,
         text=True,
-        timeout=600,
-    )
+        timeout=900,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     summary = json.loads(result.stdout)
     assert set(summary["engines"]) == {"legacy", "temporal"}
@@ -72,6 +89,17 @@ def test_demo_runs_to_its_summary_and_holds_its_invariants(demo_env: dict[str, s
     report = Path(summary["report"])
     assert report.suffix == ".html" and report.exists()
     assert "<svg" in report.read_text()  # the charts of the run's report
+    rollout = summary["rollout"]
+    assert rollout["info"]["step"] == {"mode": "shadow", "rollout": None}
+    assert rollout["info"]["verdict"] == "ready", rollout["info"]
+    assert rollout["fr"]["step"] == {"mode": "temporal", "rollout": 100}
+    assert rollout["fr"]["verdict"] == "complete", rollout["fr"]
+    assert rollout["fr"]["checklist"]  # what retiring legacy for .fr takes
+    assert summary["readiness_runs"] == {"judged_on": 1, "production_default": 7}
+    doc = json.loads(report.with_suffix(".json").read_text())
+    info = doc["tlds"]["info"]["shadow"]
+    assert info["not_comparable"] > 0 and info["mismatched"] == 0  # legacy's own failures
+    assert private_home.stat().st_mode & 0o777 == 0o700  # never chmodded
     ports = ("DUALRUN_PG_PORT", "DUALRUN_TEMPORAL_PORT", "DUALRUN_REGISTRY_SIM_PORT",
              "DUALRUN_UNLEASH_PORT")  # fmt: skip
     for port in ports:

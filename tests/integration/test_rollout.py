@@ -168,7 +168,7 @@ async def test_guard_rolls_a_tld_back_on_a_temporal_double_charge(
 
 async def test_the_same_actions_over_http(h: Harness, env: dict[str, str], tmp_path: Path) -> None:
     """GET /rollout with the read token; moves with the write token only (403 with the read
-    token); a move is recorded with the API's actor."""
+    token); a move is recorded with the API's actor; a move refused is a 409 with the reasons."""
     settings = dataclasses.replace(
         h.settings,
         flags_bootstrap=Path(env["DUALRUN_FLAGS_BOOTSTRAP"]),
@@ -189,6 +189,15 @@ async def test_the_same_actions_over_http(h: Harness, env: dict[str, str], tmp_p
         moved = api.post("/rollout/eu/next", headers=write, json={"force": True, "reason": "api"})
         assert moved.status_code == 200 and moved.json()["applied"]
         assert moved.json()["to"] == {"mode": "shadow", "rollout": None}
+        held = api.post("/rollout/eu/next", headers=write, json={})  # no run since the move
+        assert held.status_code == 409 and held.json()["error"]["code"] == "rollout_refused"
+        move = held.json()["move"]
+        assert (move["verdict"], move["applied"]) == ("hold", False) and move["reasons"]
+        assert move["reasons"][0] in held.json()["error"]["message"]
+        dry = api.post("/rollout/eu/next", headers=write, json={"dry_run": True})
+        assert dry.status_code == 200 and not dry.json()["applied"]  # a dry run only says
+        floor = api.post("/rollout/com/back", headers=write, json={"reason": "api"})
+        assert floor.status_code == 409 and floor.json()["move"]["to"] is None
         last = next(t for t in api.get("/rollout", headers=read).json()["tlds"] if t["tld"] == "eu")
         assert last["last_change"]["actor"] == "api:write-token"
         assert api.post("/rollout/guard", headers=write).json() == {"rolled_back": []}
