@@ -31,10 +31,11 @@ Class = Literal["agree", "business_mismatch", "not_comparable", "pending"]
 FINAL = ("agree", "business_mismatch", "not_comparable")
 _FAILED_RUNS = ("FAILED", "TIMED_OUT", "TERMINATED", "CANCELED")
 
-# Every legacy operation routed in shadow mode (or planned), with its plan ('a') and the
-# plan's workflow. `renew_timed_out`: legacy failed on an expiry mismatch after one of its own
-# renews timed out at the registry step (its `error` event, code registry_timeout): the
-# registry committed that renew, legacy retried it blindly and its replay was refused.
+# Every legacy operation routed in shadow mode (or planned, or with a plan's workflow in
+# Temporal), with its plan ('a') and the plan's workflow. `renew_timed_out`: legacy failed on
+# an expiry mismatch after one of its own renews timed out at the registry step (its `error`
+# event, code registry_timeout): the registry committed that renew, legacy retried it blindly
+# and its replay was refused.
 _LEGACY_PAIRS = """
 SELECT o.idempotency_key, o.tld, o.domain, o.created_at, o.operation_id, o.status,
        o.error_code, o.years, o.new_expiry, o.charged_cents, o.currency,
@@ -51,7 +52,7 @@ LEFT JOIN recon_wf_states s ON s.run_id = %(run_id)s
                            AND s.workflow_id = 'shadow:' || o.idempotency_key
 WHERE o.engine = 'legacy' AND o.status <> 'superseded'
   AND o.created_at >= %(since)s AND o.created_at < %(until)s
-  AND (d.operation_id IS NOT NULL OR p.idempotency_key IS NOT NULL)
+  AND (d.operation_id IS NOT NULL OR p.idempotency_key IS NOT NULL OR s.workflow_id IS NOT NULL)
 """
 # The A/A sample: the second plan against the first.
 _AA_PAIRS = """

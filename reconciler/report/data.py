@@ -111,7 +111,9 @@ SELECT tld,
        count(*) FILTER (WHERE pair = 'aa' AND decided
                         AND class IN ('agree', 'business_mismatch')) AS aa_compared,
        count(*) FILTER (WHERE pair = 'aa' AND decided
-                        AND class = 'business_mismatch') AS aa_mismatched
+                        AND class = 'business_mismatch') AS aa_mismatched,
+       count(*) FILTER (WHERE pair = 'legacy' AND decided AND class = 'not_comparable'
+                        AND reason LIKE 'plan %%') AS plan_failed
 FROM (SELECT *, class <> 'pending' AND decided_run_id <= %(run)s AS decided
       FROM shadow_comparisons
       WHERE created_at >= %(since)s AND created_at < %(until)s) c
@@ -234,6 +236,7 @@ async def collect(
                 r["not_comparable"],
                 r["aa_compared"],
                 r["aa_mismatched"],
+                r["plan_failed"],
             )
             for r in await _rows(conn, _SHADOW, run=run_id, since=run.since, until=run.until)
         )

@@ -129,6 +129,7 @@ class ShadowFigures:
     not_comparable: int = 0
     aa_compared: int = 0
     aa_mismatched: int = 0
+    plan_failed: int = 0  # not comparable because the plan's run failed (a transient failure)
 
     @property
     def match_rate(self) -> float | None:
@@ -136,12 +137,23 @@ class ShadowFigures:
         return rate(self.compared - self.mismatched, self.compared)
 
     @property
+    def plan_failure_rate(self) -> float | None:
+        """The plan side's transient failure rate: of the decided comparisons, those whose plan
+        failed (since dualrun-shadow-refusals a registry refusal is a plan, not a failure)."""
+        return rate(self.plan_failed, self.compared + self.not_comparable)
+
+    @property
     def noise_rate(self) -> float | None:
         """Mismatches between two plans of one renewal, percent."""
         return rate(self.aa_mismatched, self.aa_compared)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "match_rate": self.match_rate, "noise_rate": self.noise_rate}
+        return {
+            **asdict(self),
+            "match_rate": self.match_rate,
+            "noise_rate": self.noise_rate,
+            "plan_failure_rate": self.plan_failure_rate,
+        }
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,9 @@ def render_html(report: Report) -> str:
     footer = (
         f"Thresholds: shadow match ≥ {t.min_shadow_match}%, Temporal success ≥ "
         f"{t.min_success_rate}%, volume ≥ {t.min_volume}, no critical finding over the last "
-        f"{t.runs} full runs. Flag state as read when generated, "
+        f"{t.runs} full runs since each TLD's last flag change (complete: {t.runs} clean ones "
+        f"at temporal 100%), A/A noise credited over ≥ {t.min_aa_pairs} pairs. "
+        "Flag state as read when generated, "
         f"{report.generated_at.isoformat()}."
     )
     return f"""<!doctype html>

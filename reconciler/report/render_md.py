@@ -45,7 +45,7 @@ def engine_rows(report: Report) -> Iterable[Sequence[object]]:
 
 
 SHADOW_HEADER = ("TLD", "agree + mismatch", "business mismatch", "match", "not comparable",
-                 "pending", "A/A pairs", "noise")  # fmt: skip
+                 "plan transient failures", "pending", "A/A pairs", "noise")  # fmt: skip
 
 
 def shadow_rows(report: Report) -> Iterable[Sequence[object]]:
@@ -54,7 +54,8 @@ def shadow_rows(report: Report) -> Iterable[Sequence[object]]:
     disagreement."""
     for s in report.figures.shadow:
         yield (f".{s.tld}", s.compared, s.mismatched, pct(s.match_rate), s.not_comparable,
-               s.pending, s.aa_compared, pct(s.noise_rate))  # fmt: skip
+               f"{s.plan_failed} ({pct(s.plan_failure_rate)})", s.pending, s.aa_compared,
+               pct(s.noise_rate))  # fmt: skip
 
 
 ROLLOUT_HEADER = ("when", "TLD", "action", "from", "to", "verdict", "by", "why")
@@ -143,7 +144,9 @@ def render_md(report: Report) -> str:
         md(
             f"Thresholds: shadow match ≥ {t.min_shadow_match}%, Temporal success ≥ "
             f"{t.min_success_rate}%, volume ≥ {t.min_volume}, no critical finding over the "
-            f"last {t.runs} full runs. Generated {report.generated_at.isoformat()}."
+            f"last {t.runs} full runs since each TLD's last flag change (complete: {t.runs} "
+            f"clean ones at temporal 100%), A/A noise credited over ≥ {t.min_aa_pairs} pairs. "
+            f"Generated {report.generated_at.isoformat()}."
         ),
         "",
     ]

@@ -76,7 +76,8 @@ def test_json_figures_match_the_data(cli: Cli, seeded: Seeded) -> None:
     assert info["engines"]["temporal"]["findings"] == {"double_charge": 1}
     assert de["shadow"] == {"tld": "de", "compared": 4, "mismatched": 1, "pending": 1,
                             "not_comparable": 1, "aa_compared": 1, "aa_mismatched": 0,
-                            "match_rate": 75.0, "noise_rate": 0.0}  # fmt: skip
+                            "plan_failed": 0, "match_rate": 75.0, "noise_rate": 0.0,
+                            "plan_failure_rate": 0.0}  # fmt: skip
     busy = de["engines"]["legacy"]
     assert (busy["transient_failures"], busy["transient_failure_rate"]) == (1, 20.0)
     assert doc["findings_by_kind"] == {"double_charge": 1, "duplicate_operation": 1,
@@ -103,7 +104,7 @@ def test_report_cli_formats_options_and_errors(cli: Cli, seeded: Seeded, tmp_pat
     assert code == 0 and out.startswith(f"# Reconciliation report: run {seeded.run_id} (manual)")
     assert ("| .fr | legacy | 4 | 3 | 1 | 0 | 0 | 75.00% | 0 (0.00%) | 25.00 s | 38.50 s"
             " | 39.70 s |") in out  # fmt: skip
-    assert "| .de | 4 | 1 | 75.00% | 1 | 1 | 1 | 0.00% |" in out
+    assert "| .de | 4 | 1 | 75.00% | 1 | 0 (0.00%) | 1 | 1 | 0.00% |" in out
     assert "&lt;img src=x onerror=alert(1)&gt;" in out and HOSTILE not in out
     target = tmp_path / "out" / "r.html"
     code, _, err = cli("report", "--run", str(seeded.previous[0]), "--format", "html",

@@ -101,7 +101,9 @@ async def check_reports(h: Harness, tmp_path: Path, cli: Cli) -> None:
     assert doc["tlds"]["de"]["shadow"] == {"tld": "de", "compared": 2, "mismatched": 1,
                                            "pending": 0, "not_comparable": 0,
                                            "aa_compared": 0, "aa_mismatched": 0,
-                                           "match_rate": 50.0, "noise_rate": None}  # fmt: skip
+                                           "plan_failed": 0, "match_rate": 50.0,
+                                           "noise_rate": None,
+                                           "plan_failure_rate": 0.0}  # fmt: skip
     rows = await h.query(
         "SELECT extract(epoch FROM finished_at - created_at)::float8 AS s FROM operations"
         " WHERE tld = 'info' AND engine = 'temporal'"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import structlog
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from legacy_adapter import LegacyEngine
 from renewals.model import RenewalRequest
@@ -46,12 +46,19 @@ async def test_a_plan_the_registry_refuses_would_refuse(h: Harness) -> None:
     assert (plan["would_charge_cents"], plan["expected_new_expiry"]) == (None, None)
 
 
-async def plan_all(h: Harness, requests: list[RenewalRequest], settings: Settings) -> None:
-    """The shadow plan(s) of each request, as the router's planner starts them, finished."""
+async def plan_all(
+    h: Harness, requests: list[RenewalRequest], settings: Settings, *, fail: bool = False
+) -> None:
+    """The shadow plan(s) of each request, as the router's planner starts them, finished
+    (`fail`: each run fails)."""
     engine = TemporalEngine(h.pool, settings, lambda: _client(h))
     async with h.workers():
         for request in requests:
             assert await engine.plan(request) is None  # started, no dispatch failure
+            if fail:
+                with pytest.raises(WorkflowFailureError):
+                    await h.result(workflow_id(request.idempotency_key, RunMode.SHADOW))
+                continue
             await h.result(workflow_id(request.idempotency_key, RunMode.SHADOW))
             if in_aa_sample(request.idempotency_key, settings.shadow_aa_share):
                 await h.result(workflow_id(request.idempotency_key, RunMode.SHADOW, "b"))
@@ -85,16 +92,20 @@ async def test_business_mismatches_block_and_legacy_timeouts_do_not(
     """Real plans, then the real legacy robots, on shadowed .de: a premium price changed between
     plan and legacy, and a domain made renew-prohibited in between (legacy refuses, the plan
     renews), are business mismatches with deepdiff evidence and the verdict is blocked; a renew
-    legacy timed out (committed) and replayed into an expiry mismatch is not comparable."""
-    timed_out, same, premium, refused = requests_for(h, "de", 4, "cmp")
+    legacy timed out (committed) and replayed into an expiry mismatch, and a plan whose registry
+    reads kept failing, are not comparable (the latter the plan side's transient failure)."""
+    timed_out, same, premium, refused, flaky = requests_for(h, "de", 5, "cmp")
     await plan_all(h, [timed_out, same, premium, refused], h.settings)
+    h.admin.configure("de", error_rate=1.0)  # 503s: the plan's two attempts fail
+    await plan_all(h, [flaky], dataclasses.replace(h.settings, registry_max_attempts=2), fail=True)
+    h.admin.configure("de", error_rate=0.0)
     h.admin.configure("de", commit_timeout_rate=1.0, hold_s=h.settings.registry_timeout_s + 1)
     await LegacyEngine(h.pool).create(timed_out)
     await drain_legacy(h)  # times out (committed), retried blindly: refused, failed
     h.admin.configure("de", commit_timeout_rate=0.0)
     h.seed("de", premium.domain, expiry=EXPIRY, premium_cents=99_00)
     h.seed("de", refused.domain, expiry=EXPIRY, statuses=["clientRenewProhibited"])
-    for request in (same, premium, refused):
+    for request in (same, premium, refused, flaky):
         await LegacyEngine(h.pool).create(request)
     await drain_legacy(h)
     assert (await h.row(timed_out.operation_id))["error_code"] == "expiry_mismatch"
@@ -102,7 +113,8 @@ async def test_business_mismatches_block_and_legacy_timeouts_do_not(
     doc = await reconciled(h, tmp_path, monkeypatch, capsys)
     de = doc["tlds"]["de"]
     assert (de["shadow"]["compared"], de["shadow"]["mismatched"]) == (3, 2)
-    assert de["shadow"]["not_comparable"] == 1
+    assert de["shadow"]["not_comparable"] == 2
+    assert (de["shadow"]["plan_failed"], de["shadow"]["plan_failure_rate"]) == (1, 20.0)
     assert de["readiness"]["verdict"] == "blocked"
     assert any("shadow match 33.33%" in r for r in de["readiness"]["reasons"])
     findings = await h.query(
