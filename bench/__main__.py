@@ -11,6 +11,7 @@ import sys
 
 BENCHES = (
     ["bench.reconcile_bench"],
+    ["bench.reconcile_bench", "--operations", "10000000"],
     ["bench.routing_bench"],
     ["bench.temporal_bench"],
     ["bench.burst_bench"],
