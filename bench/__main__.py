@@ -16,6 +16,8 @@ BENCHES = (
     ["bench.temporal_bench"],
     ["bench.burst_bench"],
     ["bench.legacy_latency"],
+    ["bench.intake_bench"],
+    ["bench.scale"],
 )
 
 
