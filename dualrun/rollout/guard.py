@@ -6,7 +6,7 @@ new renewals go to legacy, renewals already decided stay pinned where they are. 
 right after every duplicate sweep (the scheduler), and the sweep fires a short grace after each
 aligned tick over what finished in it (reconciler/schedule.py), so a finding is acted upon
 within one sweep interval plus that grace; each finding is looked at once
-(`findings.guarded_at`; migration 0010 marks those from before the guard existed). It acts on
+(`findings.guarded_at`; migration 0011 marks those from before the guard existed). It acts on
 the TLD rules even while the flag is off, so `flags on` brings back no TLD it flipped. A
 rollback is recorded as a rollout event (the findings and the run), logged, counted and posted
 to the webhook.

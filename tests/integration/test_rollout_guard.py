@@ -80,7 +80,7 @@ def test_findings_from_before_the_guard_are_history(empty_schema_dsn: str, tmp_p
     with psycopg.connect(empty_schema_dsn) as conn:
         migrate(conn, "core", before_guard)
     add_finding(empty_schema_dsn, "double_charge:renew:old.de:2026-01-01", "de")
-    migrate_all(empty_schema_dsn)  # 0009 (the guard) and 0010 (its backfill)
+    migrate_all(empty_schema_dsn)  # 0009 (the guard) and 0011 (its backfill)
     add_finding(empty_schema_dsn, "double_charge:renew:new.fr:2027-01-01", "fr")
     boot = tmp_path / "bootstrap.json"
     boot.write_text(SEED.read_text())
