@@ -2,9 +2,10 @@
 engines ran side effects for.
 
 One pass over the operations of the window finds every key with two or more operations (an
-index-only scan of the key index, which covers created_at); both kinds are then judged on
-those few keys alone. A key both engines touched has two operations at least, so the
-cross-engine check needs no pass of its own.
+index-only scan of the key index, which covers created_at), plus the keys of older operations
+one of which finished in the window (the touch that came late: a sweep sees it in its tick);
+both kinds are then judged on those few keys alone. A key both engines touched has two
+operations at least, so the cross-engine check needs no pass of its own.
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ WITH dup AS MATERIALIZED (  -- computed once, then joined back on the key index
     SELECT idempotency_key FROM operations
     WHERE created_at >= %(lookback)s AND created_at < %(until)s
     GROUP BY idempotency_key
-    HAVING count(*) > 1 AND max(created_at) >= %(since)s)
+    HAVING count(*) > 1 AND max(created_at) >= %(since)s
+    UNION  -- and a key of older operations one of which finished in the window (a late touch)
+    SELECT o.idempotency_key FROM operations o
+    WHERE o.finished_at >= %(since)s AND o.finished_at < %(until)s AND o.created_at < %(since)s
+      AND o.created_at >= %(lookback)s
+      AND EXISTS (SELECT 1 FROM operations x
+                  WHERE x.idempotency_key = o.idempotency_key
+                    AND x.operation_id <> o.operation_id))
 SELECT o.idempotency_key, o.domain, o.operation_id, o.engine, o.origin, o.status, o.created_at,
+       greatest(o.created_at, o.finished_at) AS last_at,
        -- ran a side effect (a charge, the registry step, or done), outside a superseded one
        (o.created_at >= %(lookback)s AND o.created_at < %(until)s
         AND o.status <> 'superseded'
@@ -58,7 +67,7 @@ def _cross_engine(key: str, ops: list[dict[str, Any]], since: dt.datetime) -> Fi
     """Both engines ran side effects for one key: the guards were bypassed (data written
     directly, a legacy system that does not look). Critical: a renewal belongs to one engine."""
     touched = [r for r in ops if r["touched"]]
-    if len({r["engine"] for r in touched}) < 2 or max(r["created_at"] for r in touched) < since:
+    if len({r["engine"] for r in touched}) < 2 or max(r["last_at"] for r in touched) < since:
         return None
     domain = key.split(":")[1]
     ids = tuple(r["operation_id"] for r in touched)
