@@ -150,7 +150,7 @@ def test_explain_flags_metrics_health(api: TestClient) -> None:
 def test_openapi_states_constraints_media_types_and_statuses(api: TestClient) -> None:
     """The document: the body's patterns, ranges and closed shape, every report media type,
     the security schemes, and no operation without its error statuses."""
-    spec = api.get("/openapi.json").json()
+    spec = api.get("/openapi.json", headers=READ).json()
     renewal = spec["paths"]["/renewals"]["post"]["requestBody"]["content"]["application/json"]
     schema = renewal["schema"]
     assert set(schema["required"]) == {"domain", "years", "current_expiry", "customer_id"}
