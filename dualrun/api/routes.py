@@ -38,6 +38,19 @@ from renewals.settings import Settings
 MAX_EXPLAIN_PER_CALL = 1000
 READS = auth_responses(Access.READ)
 WRITES = auth_responses(Access.WRITE)
+UNAVAILABLE = {
+    **documented(
+        503,
+        "Temporal does not answer (`engine_unavailable`): nothing was done, send the cancel "
+        "again later; or the write token is not configured on the server (`auth_not_configured`)",
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "seconds to wait before trying again (with `engine_unavailable`)",
+            "schema": {"type": "string"},
+        }
+    },
+}
 OperationId = Annotated[
     str, Path(pattern=ID_PATTERN, max_length=64, description=f"the operation: {ID_RULE}")
 ]
@@ -133,6 +146,7 @@ def build_router(settings: Settings) -> APIRouter:
                 "Refused: the renewal is past its registry step, or finished (`cancel_refused`)",
             ),
             422: documented(422),
+            503: UNAVAILABLE,
         },
         summary="Cancel a renewal before its registry step",
     )
