@@ -62,6 +62,13 @@ async def dev_server(*extra: str) -> AsyncIterator[object]:
         await env.shutdown()
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy so far (from /proc/stat; idle and iowait out)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:

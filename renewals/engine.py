@@ -8,7 +8,7 @@ check on it); routing, cancel, relaunch and status need no change.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -77,6 +77,12 @@ class RenewalEngine(Protocol):
         self, conn: AsyncConnection[Any], request: RenewalRequest, origin: Origin = ...
     ) -> Operation:
         """Create the operation row, in the caller's transaction."""
+        ...
+
+    async def submit_many(
+        self, conn: AsyncConnection[Any], requests: Sequence[RenewalRequest], origin: Origin = ...
+    ) -> list[Operation]:
+        """`submit` for many renewals at once (a batch), in the caller's transaction."""
         ...
 
     async def start(self, request: RenewalRequest) -> str | None:

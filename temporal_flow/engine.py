@@ -10,7 +10,7 @@ history is gone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -66,6 +66,17 @@ class TemporalEngine:
         wid = workflow_id(request.idempotency_key, RunMode.LIVE)
         return await operations.insert(
             conn, request, Engine.TEMPORAL, origin=origin, workflow_id=wid
+        )
+
+    async def submit_many(
+        self,
+        conn: AsyncConnection[Any],
+        requests: Sequence[RenewalRequest],
+        origin: Origin = Origin.ROUTER,
+    ) -> list[Operation]:
+        wids = [workflow_id(r.idempotency_key, RunMode.LIVE) for r in requests]
+        return await operations.insert_many(
+            conn, requests, Engine.TEMPORAL, origin=origin, workflow_ids=wids
         )
 
     async def _start(self, request: RenewalRequest, mode: RunMode, plan: str = "a") -> str | None:

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
-from dualrun.api import errors, reports, rollout
+from dualrun.api import batch, errors, reports, rollout
 from dualrun.api.auth import Access, auth_responses, require_read
 from dualrun.api.routes import build_router
 from dualrun.api.schemas import pattern_messages
@@ -71,6 +71,7 @@ def create_app(
     )
     app.state.settings = settings
     errors.install(app, settings.secrets(), pattern_messages(settings.tlds))
+    app.include_router(batch.build_router(settings))  # before /renewals/{operation_id}
     app.include_router(build_router(settings))
     app.include_router(rollout.build_router(settings))
     app.include_router(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -13,6 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from dualrun.flags import metrics
 from dualrun.routing import store
+from dualrun.routing.answers import BatchResult, Submitted
+from dualrun.routing.batch import submit_batch
 from dualrun.routing.router import Decision, Router
 from renewals import operations
 from renewals.domains import normalise_domain
@@ -32,30 +33,6 @@ from renewals.settings import Settings
 log = structlog.get_logger(__name__)
 
 MAX_EXPLAIN = 100_000
-
-
-@dataclass(frozen=True)
-class Submitted:
-    operation_id: str
-    idempotency_key: str
-    engine: str
-    mode: str
-    status: str
-    deduplicated: bool
-    dispatch_error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "operation_id": self.operation_id,
-            "idempotency_key": self.idempotency_key,
-            "engine": self.engine,
-            "mode": self.mode,
-            "status": self.status,
-            "deduplicated": self.deduplicated,
-        }
-        if self.dispatch_error is not None:
-            out["dispatch_error"] = self.dispatch_error
-        return out
 
 
 class RenewalService:
@@ -115,7 +92,7 @@ class RenewalService:
             idempotency_key=request.idempotency_key,
             **{k: v for k, v in decision.explain().items() if k != "domain"},
         )
-        error = await self._start(request, decision.mode)
+        error = await self.start(request, decision.mode)
         return Submitted(
             created.operation_id,
             request.idempotency_key,
@@ -142,7 +119,7 @@ class RenewalService:
         )
         error = None
         if owner.status == OperationStatus.TODO:  # its hand-over may have failed: hand it over
-            error = await self._hand_over(owner.request, owner.engine)  # again (safe per key)
+            error = await self.hand_over(owner.request, owner.engine)  # again (safe per key)
         return Submitted(
             owner.operation_id,
             owner.idempotency_key,
@@ -153,14 +130,14 @@ class RenewalService:
             dispatch_error=error,
         )
 
-    async def _start(self, request: RenewalRequest, mode: Mode) -> str | None:
+    async def start(self, request: RenewalRequest, mode: Mode) -> str | None:
         """Hand the committed renewal to its mode's engine (and plan it, in shadow mode)."""
-        error = await self._hand_over(request, ENGINE_OF_MODE[mode], mode.value)
+        error = await self.hand_over(request, ENGINE_OF_MODE[mode], mode.value)
         if error is None and mode == Mode.SHADOW and self.engines.planner is not None:
             error = self._failed(request, mode.value, await self.engines.planner.plan(request))
         return error
 
-    async def _hand_over(
+    async def hand_over(
         self, request: RenewalRequest, engine: Engine, mode: str | None = None
     ) -> str | None:
         """After commit: the engine takes the renewal; a failure leaves the row `todo`,
@@ -180,6 +157,10 @@ class RenewalService:
                 error=error,
             )
         return error
+
+    async def submit_batch(self, requests: Sequence[RenewalRequest]) -> BatchResult:
+        """Many valid renewals at once, each as `submit` would (dualrun.routing.batch)."""
+        return await submit_batch(self, requests)
 
     # -- status and cancel -------------------------------------------------------------------
     async def status(self, operation_id: str) -> dict[str, Any]:

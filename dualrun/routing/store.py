@@ -8,6 +8,7 @@ it; the others wait for its transaction and then meet its operation) records the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -62,6 +63,58 @@ async def record(conn: AsyncConnection[Any], request: RenewalRequest, decision: 
             "reason": decision.reason,
         },
     )
+
+
+_CLAIM_MANY = """
+INSERT INTO routing_decisions (idempotency_key, operation_id, domain, tld, current_expiry, years,
+                               customer_id, mode, engine, bucket, rollout, flag_source,
+                               flag_state, reason)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::date[], %s::int[],
+                     %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[],
+                     %s::jsonb[], %s::text[])
+ON CONFLICT (idempotency_key) DO UPDATE SET
+    operation_id = excluded.operation_id, mode = excluded.mode, engine = excluded.engine,
+    bucket = excluded.bucket, rollout = excluded.rollout, flag_source = excluded.flag_source,
+    flag_state = excluded.flag_state, reason = excluded.reason, decided_at = now()
+"""
+
+
+async def record_many(
+    conn: AsyncConnection[Any], decided: Sequence[tuple[RenewalRequest, Decision]]
+) -> None:
+    """`record` for a batch, in one statement."""
+    if not decided:
+        return
+    columns: list[list[Any]] = [[] for _ in range(14)]
+    for request, decision in decided:
+        row = (
+            request.idempotency_key,
+            request.operation_id,
+            request.domain,
+            request.tld,
+            request.current_expiry,
+            request.years,
+            request.customer_id,
+            decision.mode.value,
+            decision.engine.value,
+            decision.bucket,
+            decision.rollout,
+            decision.source.value,
+            Jsonb(decision.flag_state),
+            decision.reason,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    await conn.execute(_CLAIM_MANY, columns)
+
+
+async def stored_many(conn: AsyncConnection[Any], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The routing decisions of these keys (those the router made)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT * FROM routing_decisions WHERE idempotency_key = ANY(%s)", (list(keys),)
+    )
+    return {row["idempotency_key"]: row for row in await cur.fetchall()}
 
 
 async def stored(conn: AsyncConnection[Any], idempotency_key: str) -> dict[str, Any] | None:

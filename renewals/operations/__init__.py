@@ -8,7 +8,15 @@ not own and keeps its own SQL. Reads that return a row give an `Operation` (`rea
 use the names below: `from renewals import operations`, then `operations.insert(...)`.
 """
 
-from renewals.operations.create import claim_key, insert, log_event
+from renewals.operations.create import (
+    claim_key,
+    claim_keys,
+    insert,
+    insert_many,
+    log_event,
+    owners,
+    taken_ids,
+)
 from renewals.operations.reads import (
     GATE_SQL,
     HAS_RENEWAL_SQL,
@@ -50,6 +58,7 @@ __all__ = [
     "StepOf",
     "charged",
     "claim_key",
+    "claim_keys",
     "event_since",
     "events",
     "flag_cancel",
@@ -57,8 +66,10 @@ __all__ = [
     "gate_of",
     "get",
     "insert",
+    "insert_many",
     "lock",
     "log_event",
+    "owners",
     "record_renewal",
     "record_run",
     "relaunched_run",
@@ -68,4 +79,5 @@ __all__ = [
     "step_finished",
     "step_started",
     "take_renew_lease",
+    "taken_ids",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -42,13 +42,63 @@ async def claim_key(conn: Conn, request: RenewalRequest, engine: Engine) -> Oper
     return Operation.from_row(row) if row else None
 
 
+async def claim_keys(conn: Conn, claims: Sequence[tuple[RenewalRequest, Engine]]) -> set[str]:
+    """`claim_key` for many renewals in one statement (in the caller's transaction): the keys
+    claimed. Keys are claimed in sorted order, so two batches sharing keys never deadlock."""
+    ordered = sorted(claims, key=lambda c: c[0].idempotency_key)
+    cur = await conn.execute(
+        "INSERT INTO renewal_keys (idempotency_key, operation_id, engine)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+        (
+            [r.idempotency_key for r, _ in ordered],
+            [r.operation_id for r, _ in ordered],
+            [e.value for _, e in ordered],
+        ),
+    )
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def owners(conn: Conn, keys: Sequence[str]) -> dict[str, Operation]:
+    """The operation that owns each of these renewal keys (those that have one)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT o.* FROM renewal_keys k JOIN operations o USING (operation_id)"
+        " WHERE k.idempotency_key = ANY(%s)",
+        (list(keys),),
+    )
+    return {row["idempotency_key"]: Operation.from_row(row) for row in await cur.fetchall()}
+
+
+async def taken_ids(conn: Conn, requests: Sequence[RenewalRequest]) -> dict[str, str]:
+    """Of these requests' operation ids, those already in use: id → the key it has."""
+    cur = await conn.execute(
+        "SELECT operation_id, idempotency_key FROM operations WHERE operation_id = ANY(%s)",
+        ([r.operation_id for r in requests],),
+    )
+    return {row[0]: row[1] for row in await cur.fetchall()}
+
+
 # -- inserting an operation -------------------------------------------------------------------
-_INSERT = """
+_INSERT_MANY = """
+WITH inserted AS (
 INSERT INTO operations (operation_id, idempotency_key, domain, tld, years, current_expiry,
                         customer_id, engine, origin, status, workflow_id)
-VALUES (%(operation_id)s, %(idempotency_key)s, %(domain)s, %(tld)s, %(years)s,
-        %(current_expiry)s, %(customer_id)s, %(engine)s, %(origin)s, 'todo', %(workflow_id)s)
-RETURNING *
+SELECT r.operation_id, r.idempotency_key, r.domain, r.tld, r.years, r.current_expiry,
+       r.customer_id, %(engine)s, %(origin)s, 'todo', w.workflow_id
+FROM unnest(%(operation_id)s::text[], %(idempotency_key)s::text[], %(domain)s::text[],
+            %(tld)s::text[], %(years)s::int[], %(current_expiry)s::date[],
+            %(customer_id)s::text[]) WITH ORDINALITY AS r(operation_id, idempotency_key, domain,
+                                                          tld, years, current_expiry,
+                                                          customer_id, n)
+JOIN unnest(%(workflow_id)s::text[]) WITH ORDINALITY AS w(workflow_id, n) USING (n)
+ORDER BY r.n
+RETURNING *),
+logged AS (
+INSERT INTO operation_events (operation_id, event, detail)
+SELECT operation_id, 'created', jsonb_build_object('engine', engine, 'origin', origin)
+FROM inserted)
+SELECT * FROM inserted
 """
 
 
@@ -61,26 +111,40 @@ async def insert(
     workflow_id: str | None = None,
 ) -> Operation:
     """Insert one `todo` operation row (event `created`) inside the caller's transaction."""
+    (made,) = await insert_many(conn, [request], engine, origin=origin, workflow_ids=[workflow_id])
+    return made
+
+
+async def insert_many(
+    conn: Conn,
+    requests: Sequence[RenewalRequest],
+    engine: Engine,
+    *,
+    origin: Origin = Origin.ROUTER,
+    workflow_ids: Sequence[str | None] | None = None,
+) -> list[Operation]:
+    """`insert` for many renewals of one engine in one statement (in the caller's
+    transaction), in their order."""
+    if not requests:
+        return []
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        _INSERT,
+        _INSERT_MANY,
         {
-            "operation_id": request.operation_id,
-            "idempotency_key": request.idempotency_key,
-            "domain": request.domain,
-            "tld": request.tld,
-            "years": request.years,
-            "current_expiry": request.current_expiry,
-            "customer_id": request.customer_id,
+            "operation_id": [r.operation_id for r in requests],
+            "idempotency_key": [r.idempotency_key for r in requests],
+            "domain": [r.domain for r in requests],
+            "tld": [r.tld for r in requests],
+            "years": [r.years for r in requests],
+            "current_expiry": [r.current_expiry for r in requests],
+            "customer_id": [r.customer_id for r in requests],
+            "workflow_id": list(workflow_ids or [None] * len(requests)),
             "engine": engine.value,
             "origin": origin.value,
-            "workflow_id": workflow_id,
         },
     )
-    row = await cur.fetchone()
-    assert row is not None
-    await log_event(conn, request.operation_id, "created", {"engine": engine, "origin": origin})
-    return Operation.from_row(row)
+    by_id = {row["operation_id"]: Operation.from_row(row) for row in await cur.fetchall()}
+    return [by_id[r.operation_id] for r in requests]
 
 
 async def log_event(
