@@ -24,7 +24,7 @@ from dualrun.api.schemas import (
     ExplainOut,
     FlagsOut,
     HealthOut,
-    StatusOut,
+    RenewalOut,
     SubmitOut,
     domain_pattern,
     domain_rule,
@@ -54,7 +54,7 @@ UNAVAILABLE = {
 OperationId = Annotated[
     str, Path(pattern=ID_PATTERN, max_length=64, description=f"the operation: {ID_RULE}")
 ]
-_OPERATION_LINKS = {
+_OPERATION_LINKS: dict[str, dict[str, Any]] = {
     "GetRenewal": {
         "operationId": "getRenewal",
         "parameters": {"operation_id": "$response.body#/operation_id"},
@@ -89,7 +89,14 @@ def build_router(settings: Settings) -> APIRouter:
         responses={
             201: {
                 "description": "submitted: routed, recorded, handed to its engine",
-                "links": _OPERATION_LINKS,
+                "links": {
+                    **_OPERATION_LINKS,
+                    "SubmitAgain": {
+                        "operationId": "submitRenewal",
+                        "requestBody": "$request.body",
+                        "description": "the same renewal again: 200, this operation (idempotent)",
+                    },
+                },
             },
             200: {
                 "model": SubmitOut,
@@ -120,7 +127,7 @@ def build_router(settings: Settings) -> APIRouter:
     @router.get(
         "/renewals/{operation_id}",
         operation_id="getRenewal",
-        response_model=StatusOut,
+        response_model=RenewalOut,
         dependencies=[Depends(require_read)],
         responses={
             **READS,
