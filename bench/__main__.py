@@ -11,10 +11,13 @@ import sys
 
 BENCHES = (
     ["bench.reconcile_bench"],
+    ["bench.reconcile_bench", "--operations", "10000000"],
     ["bench.routing_bench"],
     ["bench.temporal_bench"],
     ["bench.burst_bench"],
     ["bench.legacy_latency"],
+    ["bench.intake_bench"],
+    ["bench.scale"],
 )
 
 

@@ -22,20 +22,12 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.common import dev_server, machine_busy_s, scratch_schema, write_section
+from bench.common import api_server, dev_server, machine_busy_s, scratch_schema, write_section
 from bench.http_load import post_all
 from dualrun.flags.control import set_rule
 from dualrun.flags.model import RuleChange
@@ -58,42 +50,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, 'temporal', 'router', 'todo', %s)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _domains(phase: str, n: int) -> list[str]:
     return [f"{phase}-{i:06d}.{TLDS[i % len(TLDS)]}" for i in range(n)]
-
-
-@contextmanager
-def api_server(env: dict[str, str], log: Path) -> Iterator[int]:
-    """`dualrun serve` on a free port, until the block ends."""
-    port = _free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dualrun", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=out,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dualrun serve did not start; see {log}")
-                time.sleep(0.2)
-            yield port
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 async def floor(client: Any, settings: Settings, domains: list[str], clients: int) -> None:

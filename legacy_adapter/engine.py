@@ -7,7 +7,6 @@ nothing was charged), a relaunch is a requeue. Every write goes through `renewal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -48,16 +47,8 @@ class LegacyEngine:
         )
         return operation
 
-    async def submit_many(
-        self,
-        conn: AsyncConnection[Any],
-        requests: Sequence[RenewalRequest],
-        origin: Origin = Origin.ROUTER,
-    ) -> list[Operation]:
-        """`submit` for a batch: the rows in one statement."""
-        created = await operations.insert_many(conn, requests, Engine.LEGACY, origin=origin)
-        log.info("legacy.submitted", operations=len(created), origin=origin.value)
-        return created
+    def workflow_id(self, request: RenewalRequest) -> str | None:
+        return None  # the robots poll the table: no run of their own to name
 
     async def create(self, request: RenewalRequest, origin: Origin = Origin.ROUTER) -> Operation:
         """`submit` in a transaction of its own (imports, tools, tests)."""

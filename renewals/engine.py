@@ -8,7 +8,7 @@ check on it); routing, cancel, relaunch and status need no change.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -79,10 +79,8 @@ class RenewalEngine(Protocol):
         """Create the operation row, in the caller's transaction."""
         ...
 
-    async def submit_many(
-        self, conn: AsyncConnection[Any], requests: Sequence[RenewalRequest], origin: Origin = ...
-    ) -> list[Operation]:
-        """`submit` for many renewals at once (a batch), in the caller's transaction."""
+    def workflow_id(self, request: RenewalRequest) -> str | None:
+        """The id the engine runs the renewal under (recorded with its row), if it has one."""
         ...
 
     async def start(self, request: RenewalRequest) -> str | None:

@@ -10,7 +10,7 @@ history is gone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -63,21 +63,12 @@ class TemporalEngine:
     async def submit(
         self, conn: AsyncConnection[Any], request: RenewalRequest, origin: Origin = Origin.ROUTER
     ) -> Operation:
-        wid = workflow_id(request.idempotency_key, RunMode.LIVE)
         return await operations.insert(
-            conn, request, Engine.TEMPORAL, origin=origin, workflow_id=wid
+            conn, request, Engine.TEMPORAL, origin=origin, workflow_id=self.workflow_id(request)
         )
 
-    async def submit_many(
-        self,
-        conn: AsyncConnection[Any],
-        requests: Sequence[RenewalRequest],
-        origin: Origin = Origin.ROUTER,
-    ) -> list[Operation]:
-        wids = [workflow_id(r.idempotency_key, RunMode.LIVE) for r in requests]
-        return await operations.insert_many(
-            conn, requests, Engine.TEMPORAL, origin=origin, workflow_ids=wids
-        )
+    def workflow_id(self, request: RenewalRequest) -> str | None:
+        return workflow_id(request.idempotency_key, RunMode.LIVE)
 
     async def _start(self, request: RenewalRequest, mode: RunMode, plan: str = "a") -> str | None:
         try:

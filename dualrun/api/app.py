@@ -15,6 +15,7 @@ from dualrun.api.auth import Access, auth_responses, require_read
 from dualrun.api.routes import build_router
 from dualrun.api.schemas import pattern_messages
 from dualrun.wiring import renewal_service, started_chain
+from renewals.db.pool import async_pool
 from renewals.settings import Settings
 
 OPENAPI_PATH = "/openapi.json"
@@ -45,20 +46,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with (
-            started_chain(settings) as chain,
-            renewal_service(
-                settings,
-                pool_size=pool_size,
-                temporal_client=temporal_client,
-                chain=chain,
-                pool_name="dualrun-api",
-            ) as service,
-        ):
-            app.state.pool = service.pool
-            app.state.chain = chain
-            app.state.service = service
-            yield
+        pool = await async_pool(settings.dsn, max_size=4, name="dualrun-api")  # reads, rollout
+        try:
+            async with (
+                started_chain(settings) as chain,
+                renewal_service(
+                    settings,
+                    pool_size=pool_size,
+                    temporal_client=temporal_client,
+                    chain=chain,
+                    pool_name="dualrun-api-renewals",
+                ) as service,
+            ):
+                app.state.pool = pool
+                app.state.chain = chain
+                app.state.service = service
+                yield
+        finally:
+            await pool.close()
 
     app = FastAPI(
         title="dualrun",

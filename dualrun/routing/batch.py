@@ -128,7 +128,13 @@ async def _submit(service: Submitter, requests: Sequence[RenewalRequest]) -> Bat
         for engine in Engine:
             mine = [i for i in new if decisions[i].engine == engine]
             if mine:
-                made = await service.engines[engine].submit_many(conn, [requests[i] for i in mine])
+                runs = service.engines[engine]
+                made = await operations.insert_many(
+                    conn,
+                    [requests[i] for i in mine],
+                    engine,
+                    workflow_ids=[runs.workflow_id(requests[i]) for i in mine],
+                )
                 for i, op in zip(mine, made, strict=True):
                     results[i] = _answer(i, op, decisions[i].mode.value, False)
         met = [i for k, i in plan.leaders.items() if k not in claimed]

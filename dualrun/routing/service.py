@@ -52,29 +52,41 @@ class RenewalService:
     async def submit(self, request: RenewalRequest) -> Submitted:
         """One renewal, one operation (DESIGN §3): claim the key, or answer with the operation
         that has it, whatever made it (the router, the upstream batch, an import, a relaunch).
-        A claimed key is routed, its decision stored with the operation, then dispatched."""
+        A claimed key is routed, its decision stored with the operation (one statement), then
+        dispatched; a met one is answered (deduplicated), or refused when its parameters
+        differ (a conflict: nothing is written)."""
         decision = self.router.decide(request)
+        engine = self.engines[decision.engine]
         try:
-            async with self.pool.connection() as conn, conn.transaction():
-                owner = await operations.claim_key(conn, request, decision.engine)
-                if owner is None:
-                    await store.record(conn, request, decision)
-                    created = await self.engines[decision.engine].submit(conn, request)
-                    decided = None
-                else:
-                    store.check_same(request, owner)
-                    decided = await store.stored(conn, request.idempotency_key)
+            async with self.pool.connection() as conn:
+                created = await operations.create_routed(
+                    conn,
+                    request,
+                    decision.engine,
+                    store.routed(decision),
+                    workflow_id=engine.workflow_id(request),
+                )
+                met = (
+                    None
+                    if created
+                    else await operations.owner_routed(conn, request.idempotency_key)
+                )
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "operations_pkey":
                 raise store.OperationIdInUse(request.operation_id) from None
             raise
+        if created is not None:
+            return await self._dispatch_new(request, decision, created)
+        if met is None:  # the key's owner went away meanwhile (deleted): route it afresh
+            return await self.submit(request)
+        owner, mode = met
+        try:
+            store.check_same(request, owner)
         except IdempotencyConflict:
             metrics.SUBMISSIONS.labels(result="conflict").inc()
             log.warning("router.conflict", idempotency_key=request.idempotency_key)
             raise
-        if owner is None:
-            return await self._dispatch_new(request, decision, created)
-        return await self._deduplicated(owner, decided)
+        return await self._deduplicated(owner, mode)
 
     async def _dispatch_new(
         self, request: RenewalRequest, decision: Decision, created: Operation
@@ -103,12 +115,12 @@ class RenewalService:
             dispatch_error=error,
         )
 
-    async def _deduplicated(self, owner: Operation, decided: dict[str, Any] | None) -> Submitted:
+    async def _deduplicated(self, owner: Operation, routed_mode: str | None) -> Submitted:
         """The renewal has an operation already: answer with it. One still `todo` (its hand-over
         failed, or is being made) is handed to its engine again: safe, per key (a Temporal
         workflow id; the legacy robots poll their table)."""
         metrics.SUBMISSIONS.labels(result="deduplicated").inc()
-        mode = decided["mode"] if decided else owner.engine.value
+        mode = routed_mode or owner.engine.value
         log.info(
             "router.deduplicated",
             operation_id=owner.operation_id,

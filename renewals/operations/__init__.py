@@ -9,11 +9,13 @@ use the names below: `from renewals import operations`, then `operations.insert(
 """
 
 from renewals.operations.create import (
-    claim_key,
+    Routed,
     claim_keys,
+    create_routed,
     insert,
     insert_many,
     log_event,
+    owner_routed,
     owners,
     taken_ids,
 )
@@ -54,11 +56,12 @@ __all__ = [
     "TERMINAL_SQL",
     "Conn",
     "Gate",
+    "Routed",
     "RunEnd",
     "StepOf",
     "charged",
-    "claim_key",
     "claim_keys",
+    "create_routed",
     "event_since",
     "events",
     "flag_cancel",
@@ -69,6 +72,7 @@ __all__ = [
     "insert_many",
     "lock",
     "log_event",
+    "owner_routed",
     "owners",
     "record_renewal",
     "record_run",

@@ -116,7 +116,9 @@ def test_batches_racing_the_auto_renew_batch_make_one_renewal_per_key(
     60 renewals at once: no deadlock, one operation with the renewal per key, every router row
     answered (created or deduplicated) and pointing at it."""
     settings = api_settings(db_dsn, tmp_path, temporal_env)
-    requests = [RenewalRequest.parse(body(f"race{i:02d}.fr"), settings.tlds) for i in range(60)]
+
+    def renewals() -> list[RenewalRequest]:  # each submitter's own operation ids, as assigned
+        return [RenewalRequest.parse(body(f"race{i:02d}.fr"), settings.tlds) for i in range(60)]
 
     async def go() -> list[Any]:
         pool = await async_pool(db_dsn, max_size=2)
@@ -126,9 +128,9 @@ def test_batches_racing_the_auto_renew_batch_make_one_renewal_per_key(
                 renewal_service(settings, pool_size=4) as b,
             ):
                 return await asyncio.gather(
-                    a.submit_batch(requests),
-                    b.submit_batch(list(reversed(requests))),
-                    create_batch(pool, requests, duplicate_share=0.0, seed=1),
+                    a.submit_batch(renewals()),
+                    b.submit_batch(list(reversed(renewals()))),
+                    create_batch(pool, renewals(), duplicate_share=0.0, seed=1),
                 )
         finally:
             await pool.close()
