@@ -4,21 +4,32 @@ One rule of the API cannot be written in JSON Schema: an internationalised label
 name (non-ASCII, or an `xn--` A-label) must be valid IDNA 2008 (UTS 46 mapping). The
 OpenAPI document says so and documents the 422 naming `domain`; schemathesis, drawing any
 character the pattern allows, draws invalid ones. `positive_data_acceptance` is therefore
-turned off for the two operations that take a domain (`schemathesis.toml`) and replaced by
+turned off for the three operations that take a domain (`schemathesis.toml`) and replaced by
 this check: the very same check, which lets through that documented 422 only, only for a
 request whose domain has an internationalised label. ASCII names stay held to the schema.
 
 The reports answer HTML and Markdown too; a deserializer hands schemathesis their text, so
-it checks them against their documented schema (a string) and follows the JSON-only link of
-`GET /reports` only when the answer is JSON.
+it checks them against their documented schema (a string). No link reads such a body: the
+link from `GET /reports` to the newest run's report takes the run from the
+`Dualrun-Newest-Run` header, which the JSON and the HTML answers both carry.
+
+One adaptation of the requests, in the stateful phase only: a submission's own `operation_id`
+gets a suffix derived from its renewal (domain and current expiry), as a client's ids are unique
+per renewal. Hypothesis draws the same few short ids again and again; once taken, each draw for
+another renewal is a 409 `operation_id_in_use` (correct, and held to the schema in every other
+phase), and the scenarios never reach the links a submission answers. The same renewal keeps
+the same id, so `SubmitAgain` stays a resubmission.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import schemathesis
+from schemathesis.generation.meta import TestPhase
+from schemathesis.generation.modes import GenerationMode
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -81,3 +92,23 @@ def positive_data_acceptance_idna(ctx: Any, response: Any, case: Any) -> bool | 
         if documented:
             return None
         raise
+
+
+@schemathesis.hook
+def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    """Stateful phase, valid submissions: the operation id made unique to its renewal."""
+    meta = case.meta
+    if case.operation.label != "POST /renewals" or meta is None:
+        return
+    if meta.phase.name != TestPhase.STATEFUL or meta.generation.mode != GenerationMode.POSITIVE:
+        return
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    given, domain, expiry = (body.get(k) for k in ("operation_id", "domain", "current_expiry"))
+    if not all(isinstance(value, str) for value in (given, domain, expiry)):
+        return
+    renewal = f"{domain.lower().rstrip('.')}|{expiry}".encode()
+    tag = ":" + hashlib.sha256(renewal).hexdigest()[:8]
+    if not given.endswith(tag):  # a resubmission (`$request.body`) has it already
+        body["operation_id"] = given[: 64 - len(tag)] + tag

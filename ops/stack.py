@@ -27,6 +27,7 @@ from ops import processes, temporal
 from ops.pg_service import PostgresService, can_connect
 from ops.processes import HOST, DetachedService, ServiceStatus
 from ops.unleash.stack import UnleashService
+from renewals import logs
 from renewals.files import file_lock
 from renewals.settings import Settings
 
@@ -176,7 +177,12 @@ def down(settings: Settings, report: Report | None = None) -> list[str]:
 
 
 def _report(report: Report | None, action: str, service_status: ServiceStatus) -> None:
-    if action not in ("started", "stopped", "off"):  # those are logged where they happen
+    """Log the action and hand it to `report`. A part not run (`off`) is said once: by
+    `report` when there is one and a person reads the logs (console lines), else logged."""
+    if action == "off":
+        if report is None or logs.json_lines():
+            log.warning(f"stack.{service_status.name}.off", reason=service_status.note)
+    elif action not in ("started", "stopped"):  # those are logged where they happen
         log.info(
             f"stack.service.{action}",
             service=service_status.name,

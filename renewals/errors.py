@@ -56,3 +56,13 @@ class RenewalTaken(DualrunError):
         )
         self.operation_id = operation_id
         self.owner = owner
+
+
+class EngineUnavailable(DualrunError):
+    """An engine's server does not answer the call (Temporal down or unreachable): nothing was
+    done; the same call can be made again later."""
+
+    def __init__(self, engine: str, problem: str) -> None:
+        super().__init__(f"{engine} is unavailable: {problem}; nothing was done, try again")
+        self.engine = engine
+        self.problem = problem

@@ -68,6 +68,12 @@ class RedactingFormatter(logging.Formatter):
 
 
 LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_rendering = {"json": True}  # what `configure` chose last (before any: JSON, for machines)
+
+
+def json_lines() -> bool:
+    """Log lines are JSON, for machines (else console lines a person reads on a terminal)."""
+    return _rendering["json"]
 
 
 def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
@@ -76,6 +82,7 @@ def configure(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (
     if not isinstance(numeric, int):
         numeric = logging.INFO
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    _rendering["json"] = as_json
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from renewals import operations
 from renewals.engine import CancelResult, RelaunchItem, RelaunchPlan
+from renewals.errors import EngineUnavailable
 from renewals.logs import redact_text
 from renewals.model import Engine, Operation, OperationStatus, Origin, RenewalRequest
 from renewals.settings import Settings
@@ -110,7 +111,10 @@ class TemporalEngine:
         if operation.status.terminal:
             message = f"the renewal is already {operation.status.value}"
             return CancelResult(op, Engine.TEMPORAL, False, operation.status.value, message)
-        client = await self.client()
+        try:
+            client = await self.client()
+        except RuntimeError as exc:  # temporalio's "Failed client connect: ..."
+            raise self._unavailable("cancel", op, exc) from None
         handle = client.get_workflow_handle(operation.workflow_id or operation.idempotency_key)
         try:
             await handle.execute_update(
@@ -133,13 +137,20 @@ class TemporalEngine:
             return CancelResult(op, Engine.TEMPORAL, False, operation.status.value, message)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
+                raise self._unavailable("cancel", op, exc) from None
             return await self._cancel_without_workflow(operation, client)
         async with self.pool.connection() as conn:
             await operations.flag_cancel(conn, op, {"via": "request_cancel", "reason": reason})
         log.info("temporal.cancel.accepted", operation_id=op)
         message = "cancel accepted: no further side effect starts; a charge made is refunded"
         return CancelResult(op, Engine.TEMPORAL, True, operation.status.value, message)
+
+    def _unavailable(self, call: str, op: str, exc: Exception) -> EngineUnavailable:
+        """Temporal did not answer `call`: logged (secrets masked), and the error to raise."""
+        status = exc.status.name if isinstance(exc, RPCError) else type(exc).__name__
+        problem = redact_text(f"{status}: {exc}", self.settings.secrets())[:300]
+        log.warning(f"temporal.{call}.unavailable", operation_id=op, problem=problem)
+        return EngineUnavailable("temporal", f"{call} of {op} not delivered ({problem})")
 
     async def _cancel_without_workflow(self, operation: Operation, client: Client) -> CancelResult:
         """No running workflow: never started (a failed start: cancel the row itself), or

@@ -23,7 +23,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def unleash_server(pg_server_dsn: str) -> Iterator[UnleashServer]:
     """`unleash-server` 7 (npm, ops/unleash) on a free port and a database of its own."""
-    ensure_installed()  # `npm ci` once on a machine where .ci/run has not done it
+    ensure_installed()  # `npm ci` on first use (and after a lockfile change), as `stack up` does
     name = f"unleash_{uuid.uuid4().hex[:10]}"
     url = create_database(pg_server_dsn, name)
     server = UnleashServer(url, _free_port(), Path(tempfile.mkdtemp(prefix="dualrun-unleash-")))

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from dualrun.api import batch, errors, reports, rollout
@@ -17,14 +18,17 @@ from dualrun.wiring import renewal_service, started_chain
 from renewals.db.pool import async_pool
 from renewals.settings import Settings
 
+OPENAPI_PATH = "/openapi.json"
 DESCRIPTION = """\
 Domain renewals routed per TLD between the legacy engine and Temporal.
 
 **Tokens.** Every operation but `/healthz` needs `Authorization: Bearer <token>`
-(`/metrics` only when `DUALRUN_METRICS_REQUIRE_TOKEN` is set). Two tokens:
-`DUALRUN_API_READ_TOKEN` reads; `DUALRUN_API_TOKEN` (the write token) reads and writes.
-No token or an unknown one: 401; the read token on a mutating call: 403; a token the call
-needs that the server has not configured: 503.
+(`/metrics` only when `DUALRUN_METRICS_REQUIRE_TOKEN` is set), and so does this document,
+`GET /openapi.json` (a read). Two tokens: `DUALRUN_API_READ_TOKEN` reads;
+`DUALRUN_API_TOKEN` (the write token) reads and writes. No token or an unknown one: 401; the
+read token on a mutating call: 403; a token the call needs that the server has not
+configured: 503. No documentation pages (Swagger UI, ReDoc) are served: open this document
+in an OpenAPI viewer of your own.
 
 **Errors.** Every 4xx and 5xx body is `{"error": {"code", "field", "message"}}`; `field` names
 the field or parameter at fault. A refused request writes nothing.
@@ -66,6 +70,9 @@ def create_app(
         version=version("dualrun"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url=None,  # served below, behind the read token
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app, settings.secrets(), pattern_messages(settings.tlds))
@@ -77,4 +84,10 @@ def create_app(
         dependencies=[Depends(require_read)],
         responses=auth_responses(Access.READ),
     )
+
+    @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(require_read)])
+    async def openapi() -> JSONResponse:
+        """This API's OpenAPI document (a read, like every call but /healthz)."""
+        return JSONResponse(app.openapi())
+
     return app

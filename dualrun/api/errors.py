@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dualrun.routing.store import OperationIdInUse
-from renewals.errors import ConfigError, IdempotencyConflict, InvalidInput, OperationNotFound
+from renewals.errors import (
+    ConfigError,
+    EngineUnavailable,
+    IdempotencyConflict,
+    InvalidInput,
+    OperationNotFound,
+)
 from renewals.logs import redact_text
 
 log = structlog.get_logger(__name__)
@@ -140,6 +146,12 @@ def install(app: FastAPI, secrets: list[str], messages: Mapping[str, str]) -> No
     @app.exception_handler(ConfigError)
     async def _config(_: Request, exc: ConfigError) -> JSONResponse:
         return error_response(503, "not_configured", str(exc), exc.variable)
+
+    @app.exception_handler(EngineUnavailable)
+    async def _unavailable(_: Request, exc: EngineUnavailable) -> JSONResponse:
+        return error_response(
+            503, "engine_unavailable", redact_text(str(exc), secrets), None, {"Retry-After": "5"}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,6 +43,7 @@ _REPORT: dict[int | str, dict[str, Any]] = {
     404: documented(404, "No such run, or no full run yet (`not_found`)"),
     422: documented(422),
 }
+NEWEST_RUN = "Dualrun-Newest-Run"
 _FORMATS = {"text/html": "html", "application/json": "json", "text/markdown": "md"}
 
 ReportFormat = Literal["html", "md", "json"]
@@ -126,11 +127,18 @@ _RUNS_SCHEMA = {  # RunsOut, with RunOut inline (a pydantic `$defs` is no OpenAP
     responses={
         200: {
             "description": "JSON (default) or an HTML page, by `format`, else by `Accept`",
+            "headers": {
+                NEWEST_RUN: {
+                    "description": "the newest run listed (absent when none is): in every "
+                    "format, so the link below holds for the HTML page too",
+                    "schema": {"type": "string", "pattern": RUN_ID_PATTERN},
+                }
+            },
             "links": {
                 "GetNewestReport": {
                     "operationId": "getReport",
-                    "parameters": {"run_id": "$response.body#/runs/0/run_id"},
-                    "description": "the newest run's report (JSON answer only)",
+                    "parameters": {"run_id": f"$response.header.{NEWEST_RUN}"},
+                    "description": "the newest run's report",
                 }
             },
             "content": {"application/json": {"schema": _RUNS_SCHEMA}, "text/html": _TEXT},
@@ -163,9 +171,10 @@ async def list_reports(
         }
         for r in rows
     ]
+    newest = {NEWEST_RUN: str(runs[0]["run_id"])} if runs else {}
     if _negotiate(request, fmt, "json", {"json", "html"}) == "html":
-        return HTMLResponse(_list_page(runs), headers=_HEADERS)
-    return JSONResponse({"latest": "/reports/latest", "runs": runs})
+        return HTMLResponse(_list_page(runs), headers={**_HEADERS, **newest})
+    return JSONResponse({"latest": "/reports/latest", "runs": runs}, headers=newest)
 
 
 async def _report(request: Request, run_id: int | None, fmt: str) -> Response:

@@ -24,7 +24,7 @@ from dualrun.api.schemas import (
     ExplainOut,
     FlagsOut,
     HealthOut,
-    StatusOut,
+    RenewalOut,
     SubmitOut,
     domain_pattern,
     domain_rule,
@@ -38,10 +38,23 @@ from renewals.settings import Settings
 MAX_EXPLAIN_PER_CALL = 1000
 READS = auth_responses(Access.READ)
 WRITES = auth_responses(Access.WRITE)
+UNAVAILABLE = {
+    **documented(
+        503,
+        "Temporal does not answer (`engine_unavailable`): nothing was done, send the cancel "
+        "again later; or the write token is not configured on the server (`auth_not_configured`)",
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "seconds to wait before trying again (with `engine_unavailable`)",
+            "schema": {"type": "string"},
+        }
+    },
+}
 OperationId = Annotated[
     str, Path(pattern=ID_PATTERN, max_length=64, description=f"the operation: {ID_RULE}")
 ]
-_OPERATION_LINKS = {
+_OPERATION_LINKS: dict[str, dict[str, Any]] = {
     "GetRenewal": {
         "operationId": "getRenewal",
         "parameters": {"operation_id": "$response.body#/operation_id"},
@@ -76,7 +89,14 @@ def build_router(settings: Settings) -> APIRouter:
         responses={
             201: {
                 "description": "submitted: routed, recorded, handed to its engine",
-                "links": _OPERATION_LINKS,
+                "links": {
+                    **_OPERATION_LINKS,
+                    "SubmitAgain": {
+                        "operationId": "submitRenewal",
+                        "requestBody": "$request.body",
+                        "description": "the same renewal again: 200, this operation (idempotent)",
+                    },
+                },
             },
             200: {
                 "model": SubmitOut,
@@ -107,7 +127,7 @@ def build_router(settings: Settings) -> APIRouter:
     @router.get(
         "/renewals/{operation_id}",
         operation_id="getRenewal",
-        response_model=StatusOut,
+        response_model=RenewalOut,
         dependencies=[Depends(require_read)],
         responses={
             **READS,
@@ -133,6 +153,7 @@ def build_router(settings: Settings) -> APIRouter:
                 "Refused: the renewal is past its registry step, or finished (`cancel_refused`)",
             ),
             422: documented(422),
+            503: UNAVAILABLE,
         },
         summary="Cancel a renewal before its registry step",
     )

@@ -165,10 +165,15 @@ class OutcomeOut(BaseModel):
     finished_at: str | None = Field(json_schema_extra={"format": "date-time"})
 
 
-class StatusOut(BaseModel):
+class RenewalOut(BaseModel):
+    """An operation: the renewal it carries out, and where it stands."""
+
     operation_id: str
     idempotency_key: str
-    domain: str
+    domain: str = Field(description="as recorded: normalised (lower case, A-labels)")
+    years: int = Field(ge=1, le=10)
+    current_expiry: str = Field(json_schema_extra={"format": "date"})
+    customer_id: str
     engine: Engine
     mode: Mode | None = Field(description="null for an operation the router did not create")
     status: OperationStatus

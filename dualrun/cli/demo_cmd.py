@@ -89,7 +89,10 @@ def demo(
         if not as_json:
             click.echo(line, err=True)
 
-    result = run_demo(app.settings, config, keep, say, unleash=not no_unleash)
+    def notice(line: str) -> None:  # a part not run (Unleash without Node): said, --json or not
+        click.echo(line, err=True)
+
+    result = run_demo(app.settings, config, keep, say, unleash=not no_unleash, notice=notice)
     emit(result.document, as_json, _text(result))
     if not result.ok:
         raise click.exceptions.Exit(1)

@@ -19,7 +19,8 @@ def serve(app: AppContext, host: str, port: int) -> None:
     Every call but /healthz needs `Authorization: Bearer TOKEN`: $DUALRUN_API_READ_TOKEN for
     reads, $DUALRUN_API_TOKEN for everything (/metrics only with
     DUALRUN_METRICS_REQUIRE_TOKEN). A call whose token is not configured is refused (503).
-    OpenAPI description at /openapi.json, docs at /docs.
+    The OpenAPI description is at /openapi.json (a read: a token needed too); no documentation
+    pages are served.
     """
     uvicorn.run(create_app(app.settings), host=host, port=port, log_config=None, access_log=False)
 

@@ -56,16 +56,22 @@ class DemoResult:
 
 
 def prepare(
-    settings: Settings, config: DemoConfig, say: Say, unleash: bool = True
+    settings: Settings,
+    config: DemoConfig,
+    say: Say,
+    unleash: bool = True,
+    notice: Say | None = None,
 ) -> tuple[Domains, bool, Settings]:
     """Bring the stack up, set the flags, seed the registries. Returns (domains, started, the
-    settings using the stack's Unleash when it runs)."""
+    settings using the stack's Unleash when it runs). A part not run is said with `notice`
+    (when given: said even where the narration is not)."""
     started = False
 
     def report(action: str, status: ServiceStatus) -> None:
         nonlocal started
         started = started or action == "started"
-        say(f"  {status.name:<13} {action:<8} {status.note if action == 'off' else status.address}")
+        where = status.note if action == "off" else status.address
+        (notice if action == "off" and notice else say)(f"  {status.name:<13} {action:<8} {where}")
 
     say("stack:")
     _, settings = stack_up(settings, report, unleash=unleash)
@@ -239,10 +245,16 @@ async def _rollout(pool: Any, settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def run_demo(
-    settings: Settings, config: DemoConfig, keep: bool, say: Say, *, unleash: bool = True
+    settings: Settings,
+    config: DemoConfig,
+    keep: bool,
+    say: Say,
+    *,
+    unleash: bool = True,
+    notice: Say | None = None,
 ) -> DemoResult:
     began = dt.datetime.now(dt.UTC)
-    domains, started_stack, settings = prepare(settings, config, say, unleash)
+    domains, started_stack, settings = prepare(settings, config, say, unleash, notice)
     started_at = dt.datetime.now(dt.UTC)  # the reconciled window starts after the flag changes
     engines = EngineProcesses(settings.state_dir / "logs", config.robots)
     try:

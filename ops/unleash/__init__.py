@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from ops.unleash.server import (
+from ops.unleash.install import (
+    UnleashInstallFailed,
     UnleashNotInstalled,
-    UnleashServer,
-    UnleashStartError,
-    create_database,
-    drop_database,
     ensure_installed,
+    installed,
     installed_version,
 )
+from ops.unleash.server import UnleashServer, UnleashStartError, create_database, drop_database
 
 __all__ = [
+    "UnleashInstallFailed",
     "UnleashNotInstalled",
     "UnleashServer",
     "UnleashStartError",
     "create_database",
     "drop_database",
     "ensure_installed",
+    "installed",
     "installed_version",
 ]

@@ -1,17 +1,17 @@
 """A real Unleash server (`unleash-server` 7 from npm, run by Node) on its own PostgreSQL database.
 
-`npm ci` in this directory installs it into `node_modules/` (CI does it in `.ci/run`). Tokens
-travel in the child's environment only (INIT_ADMIN_API_TOKENS / INIT_BACKEND_API_TOKENS), never
-on a command line. `UnleashServer` is what the test fixtures start (`start`/`stop` are
-idempotent); the local stack runs the same script as one of its services (ops.unleash.stack).
+`npm ci` in this directory installs it into `node_modules/` on first use (ops.unleash.install:
+the tests' fixture and `stack up` call `ensure_installed`, which reinstalls when the lockfile
+changed). Tokens travel in the child's environment only (INIT_ADMIN_API_TOKENS /
+INIT_BACKEND_API_TOKENS), never on a command line. `UnleashServer` is what the test fixtures
+start (`start`/`stop` are idempotent); the local stack runs the same script as one of its
+services (ops.unleash.stack).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,77 +21,15 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ops.processes import HOST, log_tail, port_open, spawn, stop_group, wait_until
+from ops.unleash.install import HERE, installed_version, node
 from renewals.errors import DualrunError
-from renewals.files import file_lock
 
-HERE = Path(__file__).parent
 START_SCRIPT = HERE / "start.mjs"
-PACKAGE = HERE / "node_modules" / "unleash-server" / "package.json"
-
-
-class UnleashNotInstalled(DualrunError):
-    def __init__(self) -> None:
-        super().__init__(
-            f"unleash: {PACKAGE.parent} is missing: run `npm ci` in {HERE} (Node 20+ needed)"
-        )
 
 
 class UnleashStartError(DualrunError):
     def __init__(self, problem: str, tail: str) -> None:
         super().__init__(f"unleash: {problem}\n--- last lines of its log ---\n{tail}")
-
-
-MIN_NODE = 20
-
-
-def node() -> str:
-    found = shutil.which("node")
-    if found is None:
-        raise UnleashNotInstalled()
-    return found
-
-
-def node_problem() -> str | None:
-    """Why Node cannot run the server here (None: `node` on PATH is version MIN_NODE or later)."""
-    found = shutil.which("node")
-    if found is None:
-        return f"Node >= {MIN_NODE} not found"
-    try:
-        version = subprocess.run(
-            [found, "--version"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
-        major = int(version.lstrip("v").split(".")[0])
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return f"Node >= {MIN_NODE} not found ({found} does not tell its version)"
-    if major < MIN_NODE:
-        return f"Node >= {MIN_NODE} not found ({found} is {version})"
-    return None
-
-
-def ensure_installed(timeout_s: float = 600.0) -> str:
-    """`npm ci` here when `unleash-server` is not installed yet (one process at a time);
-    returns its version."""
-    with file_lock(HERE / ".npm-ci.lock"):
-        if not PACKAGE.exists():
-            npm = shutil.which("npm")
-            if npm is None:
-                raise UnleashNotInstalled()
-            subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                cwd=HERE,
-                check=True,
-                timeout=timeout_s,
-                stdout=subprocess.DEVNULL,
-            )
-    return installed_version()
-
-
-def installed_version() -> str:
-    import json
-
-    if not PACKAGE.exists():
-        raise UnleashNotInstalled()
-    return str(json.loads(PACKAGE.read_text())["version"])
 
 
 def create_database(server_dsn: str, name: str) -> str:

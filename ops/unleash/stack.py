@@ -1,13 +1,15 @@
 """The local stack's Unleash server: `unleash-server` 7 (this package) on the stack's PostgreSQL.
 
-`stack up` starts it when Node >= 20 is on PATH (`npm ci` here on first use), on a database of
+`stack up` starts it when Node >= 20 is on PATH (`npm ci` here on first use, and again when
+`package-lock.json` changed), on a database of
 its own (`dualrun_unleash`) on the stack's embedded PostgreSQL (never on a configured one), at
 http://127.0.0.1:$DUALRUN_UNLEASH_PORT.
 dualrun's admin and client tokens are made once and kept with the server's URL in
 `state_dir/unleash/connection.json` (mode 0600); the composition root reads them there while
 the server runs, so the flags commands, the router, the demo and `serve` use it with nothing set
-by hand. Without Node (or with `--no-unleash`) it is not run, `state_dir/unleash/off` says why
-and flags come from the bootstrap file. Its admin UI is the server's URL; the login is Unleash's
+by hand. Without Node, when `npm ci` fails (its output in `state_dir/logs/npm-ci.log`), or with
+`--no-unleash`, it is not run, `state_dir/unleash/off` says why and flags come from the
+bootstrap file. Its admin UI is the server's URL; the login is Unleash's
 default admin user, made on its first start.
 """
 
@@ -15,29 +17,28 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
-import structlog
 
 from ops.processes import HOST, DetachedService, ServiceStatus, StackError, http_ok, log_tail
-from ops.unleash.server import (
-    PACKAGE,
-    START_SCRIPT,
+from ops.unleash.install import (
+    UnleashInstallFailed,
     UnleashNotInstalled,
-    UnleashServer,
-    create_database,
-    drop_database,
     ensure_installed,
-    new_tokens,
+    installed,
     node,
     node_problem,
 )
+from ops.unleash.server import (
+    START_SCRIPT,
+    UnleashServer,
+    create_database,
+    drop_database,
+    new_tokens,
+)
 from renewals.settings import Secret, Settings
-
-log = structlog.get_logger(__name__)
 
 DATABASE = "dualrun_unleash"
 LOGIN = "admin / unleash4all"  # Unleash's default admin user (open-source authentication)
@@ -140,19 +141,32 @@ class UnleashService:
 
     def needs_install(self) -> bool:
         """A start would run `npm ci` first (tens of seconds: worth saying)."""
-        return self.pid() is None and not PACKAGE.exists() and node_problem() is None
+        return self.pid() is None and not installed() and node_problem() is None
 
     def _off(self, why: str) -> str:
-        """Not run: `why` starts the sentence `stack status` and `stack up` show."""
+        """Not run: `why` starts the sentence `stack status` and `stack up` show (said by
+        whoever reports the status: ops.stack, once)."""
         path = _off_file(self.settings)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"Unleash not started{why}; {FALLBACK}\n")
-        log.warning("stack.unleash.off", reason=why.lstrip(": ").strip("() "))
         return "off"
+
+    def _install(self) -> str | None:
+        """`npm ci` when needed; None when installed, else why not (the start falls back)."""
+        npm_log = self.settings.state_dir / "logs" / "npm-ci.log"
+        try:
+            ensure_installed(log_file=npm_log)
+        except UnleashNotInstalled as exc:
+            return f": {exc.why} to install unleash-server"
+        except UnleashInstallFailed as exc:
+            said = exc.first_line()
+            return f": `npm ci` {exc.problem}{f': {said}' if said else ''} (see {exc.log_file})"
+        return None
 
     def start(self, enabled: bool = True) -> str:
         """Start unless running ("started", "running"); "off" when not enabled (stopped if it
-        ran) or when Node is missing. Raises StackError when Node is there but it fails."""
+        ran), when Node is missing or when `npm ci` fails. Raises StackError when it is
+        installed but does not start."""
         if not enabled:
             self.stop()
             return self._off(" (--no-unleash)")
@@ -160,14 +174,9 @@ class UnleashService:
             problem = node_problem() if self.settings.embedded_database else EXTERNAL_DATABASE
             if problem is not None:
                 return self._off(f": {problem}")
-            try:
-                ensure_installed()
-            except UnleashNotInstalled:
-                return self._off(": npm not found to install unleash-server")
-            except (OSError, subprocess.SubprocessError) as exc:
-                raise StackError(
-                    "unleash", f"npm ci failed ({exc}); --no-unleash skips it"
-                ) from exc
+            problem = self._install()
+            if problem is not None:
+                return self._off(problem)
             conn = self._tokens_and_database()
         else:
             running = read_connection(self.settings)

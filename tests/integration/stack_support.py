@@ -68,18 +68,42 @@ def line(output: str, service: str) -> str:
     return next(row for row in output.splitlines() if row.startswith(service))
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fresh_checkout(dest: Path) -> Path:
+    """The files a fresh clone of this working tree has (tracked and untracked, not ignored:
+    no node_modules, no .venv, no .dualrun) copied to `dest`; returns `dest`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the working tree is not copied
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 @dataclass
 class Stack:
-    """The CLI run as a subprocess against one temporary state dir."""
+    """The CLI run as a subprocess against one temporary state dir (from `code`'s packages
+    when given: a checkout other than the installed one)."""
 
     state_dir: Path
     env: dict[str, str]
     ports: dict[str, int] = field(default_factory=dict)
+    code: Path | None = None
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = self.env if self.code is None else {**self.env, "PYTHONPATH": str(self.code)}
         return subprocess.run(
             [sys.executable, "-m", "dualrun", *args],
-            env=self.env,
+            env=env,
+            cwd=self.code,
             capture_output=True,
             text=True,
             timeout=timeout,

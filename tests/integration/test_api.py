@@ -17,7 +17,8 @@ __all__ = ["api"]  # the fixture
 
 
 def test_submit_status_cancel_round_trip(api: TestClient, db_dsn: str) -> None:
-    """201 then 200 deduplicated for the same renewal; status; cancel accepted then refused."""
+    """201 then 200 deduplicated for the same renewal; status with the renewal itself; cancel
+    accepted then refused."""
     first = api.post("/renewals", json=body(), headers=AUTH)
     again = api.post("/renewals", json=body(), headers=AUTH)
     assert first.status_code == 201 and again.status_code == 200
@@ -25,6 +26,8 @@ def test_submit_status_cancel_round_trip(api: TestClient, db_dsn: str) -> None:
     assert again.json() == {**first.json(), "deduplicated": True}
     status = api.get(f"/renewals/{op}", headers=READ)
     assert status.status_code == 200 and status.json()["routing"]["mode"] == "legacy"
+    renewal = {k: status.json()[k] for k in ("domain", "years", "current_expiry", "customer_id")}
+    assert renewal == {k: body()[k] for k in renewal}  # the renewal the operation carries out
     cancelled = api.post(f"/renewals/{op}/cancel", headers=AUTH, json={"reason": "test"})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     with_ops = api.post("/renewals", json=body("done.de"), headers=AUTH).json()["operation_id"]
@@ -150,7 +153,7 @@ def test_explain_flags_metrics_health(api: TestClient) -> None:
 def test_openapi_states_constraints_media_types_and_statuses(api: TestClient) -> None:
     """The document: the body's patterns, ranges and closed shape, every report media type,
     the security schemes, and no operation without its error statuses."""
-    spec = api.get("/openapi.json").json()
+    spec = api.get("/openapi.json", headers=READ).json()
     renewal = spec["paths"]["/renewals"]["post"]["requestBody"]["content"]["application/json"]
     schema = renewal["schema"]
     assert set(schema["required"]) == {"domain", "years", "current_expiry", "customer_id"}

@@ -138,8 +138,8 @@ def api(db_dsn: str, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def test_reports_api(api: TestClient, seeded: Seeded, tmp_path: Path) -> None:
-    """List (JSON or HTML), latest, one run in each format, stored files served, 404s, 422s
-    for what is no run number, 401 without the token."""
+    """List (JSON or HTML, both naming the newest run in a header), latest, one run in each
+    format, stored files served, 404s, 422s for what is no run number, 401 without the token."""
     listing = api.get("/reports")
     assert listing.status_code == 200
     runs = listing.json()["runs"]
@@ -148,6 +148,8 @@ def test_reports_api(api: TestClient, seeded: Seeded, tmp_path: Path) -> None:
     page = api.get("/reports", headers={"Accept": "text/html,*/*;q=0.8"})
     assert page.headers["content-type"].startswith("text/html")
     assert f'href="/reports/{seeded.run_id}"' in page.text
+    for answer in (listing, page):  # the newest run, whatever the format (the link reads it)
+        assert answer.headers["dualrun-newest-run"] == str(seeded.run_id)
     latest = api.get("/reports/latest")
     assert latest.headers["content-type"].startswith("text/html")
     assert "default-src 'none'" in latest.headers["content-security-policy"]

@@ -76,16 +76,21 @@ def _show_legacy() -> dict[str, tuple[str, int | None]]:
 
 
 def test_without_node_up_says_so_once_and_flags_use_the_file(stack: Stack) -> None:
-    """With no `node` on PATH, `stack up` succeeds, says once that Unleash is not started, and
-    `flags show`/`flags set` use the bootstrap file."""
+    """With no `node` on PATH, `stack up` succeeds, says once that Unleash is not started (a
+    printed line, plus a JSON log event only when logs are for machines), and `flags show`/
+    `flags set` use the bootstrap file."""
     path = os.environ.get("PATH", "")
     stack.env["PATH"] = os.pathsep.join(
         d for d in path.split(os.pathsep) if d and not (Path(d) / "node").exists()
     )
     result = stack.up_ok()
     assert result.stdout.count(NO_NODE) == 1
-    assert result.stderr.count('"event": "stack.unleash.off"') == 1
+    assert result.stderr.count('"event": "stack.unleash.off"') == 1  # JSON logs: for machines
     assert not is_open(stack.ports["unleash"])
+    stack.env["DUALRUN_LOG_FORMAT"] = "console"  # log lines a person reads, as on a terminal
+    console = stack.up_ok()
+    assert (console.stdout + console.stderr).count("Node >= 20 not found") == 1, console.stderr
+    stack.env["DUALRUN_LOG_FORMAT"] = "json"
 
     code, services = stack.status()
     assert code == 0 and services["unleash"]["mode"] == "off"
