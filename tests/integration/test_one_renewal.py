@@ -82,18 +82,24 @@ async def test_final_statuses_stay_final_whoever_writes(h: Harness) -> None:
 
 
 async def test_a_late_run_end_cannot_undo_a_done_renewal(h: Harness) -> None:
-    """A reset run's or late activity's `failed` on a done row is refused; its `done` is not."""
+    """A reset run's or late activity's `failed` on a done row is refused; its `done` passes
+    when it repeats the outcome, and is refused when it would rewrite it."""
     request = h.request("late.fr", EXPIRY)
     await temporal_op(h, request)
     op = request.operation_id
-    await set_status(h, op, "done")
+    await sql(h, "UPDATE operations SET status = 'done', new_expiry = '2030-01-01'"
+                 " WHERE operation_id = %s", op)  # fmt: skip
     end = operations.RunEnd(op, OperationStatus.FAILED, request.idempotency_key, "run-2",
                             error_code="RegistryUnavailable")  # fmt: skip
     await operations.record_run(h.pool, end)
     assert (await h.row(op))["status"] == "done"
-    await operations.record_run(h.pool, dataclasses.replace(end, status=OperationStatus.DONE,
-                                                            new_expiry="2030-01-01"))  # fmt: skip
-    assert (await h.row(op))["new_expiry"] == dt.date(2030, 1, 1)
+    again = dataclasses.replace(end, status=OperationStatus.DONE, error_code=None)
+    await operations.record_run(h.pool, dataclasses.replace(again, new_expiry="2030-01-01"))
+    assert (await h.row(op))["run_id"] == "run-2"  # the same outcome, recorded again
+    await operations.record_run(h.pool, dataclasses.replace(again, new_expiry="2031-01-01",
+                                                            run_id="run-3"))  # fmt: skip
+    row = await h.row(op)
+    assert (row["new_expiry"], row["run_id"]) == (dt.date(2030, 1, 1), "run-2")
 
 
 async def test_failed_goes_back_to_work_only_through_requeue_or_relaunch(h: Harness) -> None:
