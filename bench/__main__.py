@@ -15,6 +15,7 @@ BENCHES = (
     ["bench.temporal_bench"],
     ["bench.burst_bench"],
     ["bench.legacy_latency"],
+    ["bench.guard_window"],
 )
 
 
