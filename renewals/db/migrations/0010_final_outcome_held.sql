@@ -3,9 +3,9 @@
 --
 -- * A final row (done, cancelled, superseded) keeps its outcome: a late writer (a stale robot,
 --   a late activity, a reset run, a hand fix) may repeat the same values (a rerun that proves
---   the same renewal records it again), never change them. Held: status and the outcome
---   (new_expiry, registry_transaction_id, charged_cents, refunded_cents, currency, error_code,
---   error_message, superseded_by).
+--   the same renewal records it again), never change them. Held: status, the step it ended
+--   at, and the outcome (new_expiry, registry_transaction_id, charged_cents, refunded_cents,
+--   currency, error_code, error_message, superseded_by).
 -- * Every row keeps what names its renewal (idempotency_key, engine, domain, years,
 --   current_expiry, customer_id): the key claim of 0008 is made at insert, so a rewrite of these
 --   would move a renewal past it.
@@ -58,7 +58,8 @@ BEGIN
             CASE WHEN NEW.currency IS DISTINCT FROM OLD.currency THEN 'currency' END,
             CASE WHEN NEW.error_code IS DISTINCT FROM OLD.error_code THEN 'error_code' END,
             CASE WHEN NEW.error_message IS DISTINCT FROM OLD.error_message THEN 'error_message' END,
-            CASE WHEN NEW.superseded_by IS DISTINCT FROM OLD.superseded_by THEN 'superseded_by' END
+            CASE WHEN NEW.superseded_by IS DISTINCT FROM OLD.superseded_by THEN 'superseded_by' END,
+            CASE WHEN NEW.step IS DISTINCT FROM OLD.step THEN 'step' END
         ], NULL);
     END IF;
     IF NEW.status = OLD.status AND cardinality(changed) = 0 THEN
