@@ -13,10 +13,12 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from ops.legacy_engine.autorenew import create_batch
+from ops.legacy_engine.robots import RobotConfig, Robots
 from ops.registry_sim.server import SimServer
+from renewals.billing import BillingLedger
 from renewals.model import RenewalRequest
 from temporal_flow.workflows import RenewDomain
-from tests.harness import Harness, harness
+from tests.harness import Harness, harness, save_history
 from tests.integration.reset_support import (
     RENEWED,
     STATES,
@@ -94,9 +96,39 @@ async def test_a_reset_of_a_failed_renewal_the_batch_took_over_is_superseded_and
         await until_closed(h, before)
         assert (await current(h, r.idempotency_key))[1] == WorkflowExecutionStatus.COMPLETED
         result = await result_of(h, r)
+        await save_history(h, r.idempotency_key, f"reset_{mode}_superseded_refunded")
     assert (result.status, result.superseded_by) == ("superseded", legacy["operation_id"])
     row = await h.row(r.operation_id)
     assert (row["status"], row["superseded_by"]) == ("superseded", legacy["operation_id"])
     assert h.admin.ledger(TLD) == []
     assert await h.net_charges(r.operation_id, by="operation_id") == 0
     assert (await h.row(legacy["operation_id"]))["status"] == "todo"  # the renewal is legacy's
+
+
+async def test_a_reset_of_a_failed_renewal_legacy_renewed_meanwhile_is_superseded(
+    hf: Harness,
+) -> None:
+    """Failed after its charge; the batch wrote the renewal and a legacy robot renewed it. The
+    reset run finds the expiry moved, no registry record of our key, and the legacy operation
+    done: it refunds and ends superseded from the evidence, renewing nothing."""
+    h = hf
+    (r,) = requests_for(h, [f"legacyrenewed.{TLD}"])
+    async with h.workers():
+        await bring_to(h, "failed", [r])
+        h.admin.configure(TLD, error_rate=0.0)
+        legacy = await batch_row(h, r, "op-batch-renewed")
+        robots = Robots(h.pool, h.registry, BillingLedger(h.pool),
+                        RobotConfig(robots=1, poll_interval_s=0.05, drain=True))  # fmt: skip
+        await robots.run()
+        assert (await h.row(legacy["operation_id"]))["status"] == "done"
+        before = await reset(h, "first", "failed", [r])
+        await until_closed(h, before)
+        result = await result_of(h, r)
+        await save_history(h, r.idempotency_key, "reset_superseded_from_evidence")
+    assert (result.status, result.from_evidence) == ("superseded", True)
+    assert result.superseded_by == legacy["operation_id"] and result.refunded_cents
+    row = await h.row(r.operation_id)
+    assert (row["status"], row["superseded_by"]) == ("superseded", legacy["operation_id"])
+    assert [e["client_tx_id"].startswith("legacy-") for e in h.admin.ledger(TLD)] == [True]
+    assert await h.net_charges(r.operation_id, by="operation_id") == 0
+    assert await h.net_charges(r.idempotency_key) == 1  # legacy's own charge

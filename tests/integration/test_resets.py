@@ -11,8 +11,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from ops.registry_sim.server import SimServer
-from tests.harness import Harness, harness
+from tests.harness import Harness, harness, save_history
 from tests.integration.reset_support import (
+    EXPIRY,
     STATES,
     TEMPORAL,
     TLD,
@@ -64,6 +65,12 @@ async def hs_alone(
 
 
 SINGLE = [(s, m) for s in ("done", "failed", "running") for m in ("first", "last", "event")]
+# Reset runs kept for the replay test (DUALRUN_SAVE_HISTORIES=1), by starting state and reset.
+SAVED = {
+    ("done", "first"): "reset_first_of_done",
+    ("failed", "last"): "reset_last_of_failed",
+    ("running", "event"): "reset_event_of_running",
+}
 
 
 @pytest.mark.parametrize(("state", "mode"), SINGLE)
@@ -72,6 +79,8 @@ async def test_single_reset_ends_done_renewed_and_charged_once(
 ) -> None:
     """`temporal workflow reset` of one renewal (first/last task, before the renew): done once."""
     await reset_and_check(hs, state, mode, [f"single-{state}-{mode}.{TLD}"])
+    if (state, mode) in SAVED:
+        await save_history(hs, f"renew:single-{state}-{mode}.{TLD}:{EXPIRY}", SAVED[state, mode])
 
 
 @pytest.mark.parametrize("state", ["done", "failed", "running"])
@@ -135,3 +144,4 @@ async def test_reset_while_the_renew_is_in_flight_renews_once(hs: Harness, state
     """Reset while the old run's renew is still at a lenient registry (not committed yet): the
     reset run never sends a second renew; one renewal, one charge."""
     await reset_and_check(hs, state, "first", [f"in-flight.{TLD}"])
+    await save_history(hs, f"renew:in-flight.{TLD}:{EXPIRY}", "reset_renew_in_flight")
