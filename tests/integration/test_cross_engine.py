@@ -14,6 +14,10 @@ import pytest
 from legacy_adapter import LegacyEngine
 from ops.legacy_engine.autorenew import create_batch
 from ops.legacy_engine.robots import RobotConfig, Robots
+from reconciler.alerts import Webhook
+from reconciler.model import Window
+from reconciler.run import Reconciler
+from reconciler.sources import ApiLedger
 from renewals.billing import BillingLedger
 from renewals.db.pool import async_pool
 from renewals.model import Mode, RenewalRequest
@@ -103,6 +107,25 @@ async def test_a_router_on_legacy_answers_with_the_key_temporal_has(
     assert (answer.engine, answer.status) == ("temporal", status)
     assert count(h.settings.dsn, "SELECT count(*) FROM operations") == 1
     assert count(h.settings.dsn, "SELECT count(*) FROM routing_decisions") == 0
+
+
+async def test_a_batch_row_with_other_parameters_is_reported_as_a_conflict(h: Harness) -> None:
+    """The batch writes a key Temporal has, for two years instead of one: superseded at birth,
+    and the duplicate finding names the differing field (a conflict, not a plain duplicate)."""
+    owner = h.request("other-years.fr", EXPIRY)
+    await temporal_op(h, owner, "todo")
+    same, other = h.request("same.fr", EXPIRY), h.request("same.fr", EXPIRY)
+    await temporal_op(h, same, "todo")
+    two_years = RenewalRequest("other-years.fr", 2, EXPIRY, "cust-1", "op-batch-2y")
+    await create_batch(h.pool, [two_years, other])
+    assert (await h.row("op-batch-2y"))["superseded_by"] == owner.operation_id
+    now = dt.datetime.now(dt.UTC)
+    rec = Reconciler(h.pool, ApiLedger(h.registry, h.settings.tlds), Webhook(None))
+    summary = await rec.run(Window(now - dt.timedelta(hours=1), now + dt.timedelta(minutes=1)))
+    dups = {f.idempotency_key: f for f in summary.details if f.kind.value == "duplicate_operation"}
+    assert dups[owner.idempotency_key].evidence["conflicting_parameters"] == ["years"]
+    assert "different years" in dups[owner.idempotency_key].summary
+    assert "conflicting_parameters" not in dups[same.idempotency_key].evidence
 
 
 def batch_made(dsn: str, request: RenewalRequest) -> str:
