@@ -22,7 +22,11 @@ import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-DOMAIN_OPERATIONS = {"POST /renewals": "body", "GET /route/explain": "query"}
+DOMAIN_OPERATIONS = {
+    "POST /renewals": "body",
+    "POST /renewals/batch": "batch",
+    "GET /route/explain": "query",
+}
 
 
 @schemathesis.deserializer("text/html", "text/markdown")
@@ -32,9 +36,14 @@ def text(ctx: Any, response: Any) -> str:
 
 
 def _domains(case: Any, where: str) -> list[str]:
+    body = case.body if isinstance(case.body, dict) else {}
     if where == "body":
-        body = case.body if isinstance(case.body, dict) else {}
         names: Any = body.get("domain")
+    elif where == "batch":
+        rows = body.get("renewals")
+        names = (
+            [r.get("domain") for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        )
     else:
         names = (case.query or {}).get("domain")
     names = names if isinstance(names, list) else [names]
@@ -63,9 +72,10 @@ def positive_data_acceptance_idna(ctx: Any, response: Any, case: Any) -> bool | 
     try:
         return positive_data_acceptance(ctx, response, case)
     except RejectedPositiveData:
+        field = _refused_field(response) or ""
         documented = (
             response.status_code == 422
-            and _refused_field(response) == "domain"
+            and (field == "domain" or (where == "batch" and field.endswith(".domain")))
             and any(_internationalised(name) for name in _domains(case, where))
         )
         if documented:

@@ -11,11 +11,14 @@ import sys
 
 BENCHES = (
     ["bench.reconcile_bench"],
+    ["bench.reconcile_bench", "--operations", "10000000"],
     ["bench.routing_bench"],
     ["bench.temporal_bench"],
     ["bench.burst_bench"],
     ["bench.legacy_latency"],
     ["bench.guard_window"],
+    ["bench.intake_bench"],
+    ["bench.scale"],
 )
 
 

@@ -8,12 +8,16 @@ import os
 import platform
 import re
 import shutil
+import socket
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 
 from dualrun.wiring import migrate_all
@@ -62,6 +66,13 @@ async def dev_server(*extra: str) -> AsyncIterator[object]:
         await env.shutdown()
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy so far (from /proc/stat; idle and iowait out)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -104,3 +115,37 @@ def write_section(title: str, command: str, body: str) -> None:
         else (text.rstrip() + "\n\n" + section)
     )
     RESULTS.write_text(text.rstrip() + "\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def api_server(env: dict[str, str], log: Path) -> Iterator[int]:
+    """`dualrun serve` on a free port, until the block ends."""
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dualrun", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=out,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dualrun serve did not start; see {log}")
+                time.sleep(0.2)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

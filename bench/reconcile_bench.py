@@ -1,9 +1,13 @@
-"""Reconcile a window of 1,000,000 operations with known injected faults, against baselines
-measured in the same run on the same tables:
+"""Reconcile a window of N operations (1M by default; 10M with `--operations 10000000`) with
+known injected faults, against baselines measured in the same run on the same tables:
 
 - bare SQL: the full outer join classifying operation/renewal pairs plus the duplicate-key
-  scan (the least any reconciliation must do) — target ratio ≤ 2;
-- reladiff's joindiff of the same pairs — target: faster.
+  scan (the least any reconciliation must do) — target ratio ≤ 1.5;
+- reladiff's joindiff of the same pairs (1M only: it is slow beyond) — target: faster.
+
+The tables are vacuumed and analysed after they are written (as autovacuum would do), before
+anything is timed. Memory: the peak RSS of the process that runs the reconcile (it streams
+nothing but findings into Python), next to its RSS before it started.
 
 Run: `.venv/bin/pip install -e '.[bench]' && .venv/bin/python -m bench.reconcile_bench`
 """
@@ -15,6 +19,7 @@ import asyncio
 import datetime as dt
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -105,7 +110,8 @@ def generate(dsn: str, n: int, at: dt.datetime) -> float:
         for statement in re.split(r";[^\n]*\n", GENERATE):
             if statement.strip():
                 conn.execute(statement, {"n": n, "k": INJECTED, "at": at})
-        conn.execute("ANALYZE")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
     return time.perf_counter() - t0
 
 
@@ -152,13 +158,23 @@ def reladiff_join(dsn: str, schema: str) -> tuple[float, int]:
     return time.perf_counter() - t0, diffs
 
 
-async def reconcile(dsn: str, window: Window) -> tuple[float, dict[str, int]]:
+def rss_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak, in MB (from /proc)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def reconcile(dsn: str, window: Window) -> tuple[float, dict[str, int], float, float]:
+    """Seconds, findings, and the RSS before and the peak RSS after (MB)."""
     pool = await async_pool(dsn, max_size=4)
     try:
         rec = Reconciler(pool, SimulatorTableLedger(), Webhook(None), temporal=None)
+        before, _ = rss_mb()
         t0 = time.perf_counter()
         summary = await rec.run(window)
-        return time.perf_counter() - t0, summary.findings
+        elapsed = time.perf_counter() - t0
+        _, peak = rss_mb()
+        return elapsed, summary.findings, before, peak
     finally:
         await pool.close()
 
@@ -172,26 +188,35 @@ def main(n: int) -> None:
         gen_s = generate(dsn, n, at)
         bare_sql(dsn)  # warm the cache for everyone
         bare_s, bare = bare_sql(dsn)
-        rec_s, found = asyncio.run(reconcile(dsn, window))
+        rec_s, found, rss_before, rss_peak = asyncio.run(reconcile(dsn, window))
         bare_after_s, _ = bare_sql(dsn)
-        rela_s, rela_diffs = reladiff_join(dsn, schema)
+        rela = reladiff_join(dsn, schema) if n <= 1_000_000 else None
     bare_mean = (bare_s + bare_after_s) / 2
     exact = all(found.get(k) == v for k, v in EXPECTED.items()) and set(found) == set(EXPECTED)
+    rela_row = (
+        f"| reladiff joindiff of the same pairs ({rela[1]} differences) | {rela[0]:.2f} |"
+        f" {rela[0] / bare_mean:.2f} |\n"
+        if rela
+        else ""
+    )
+    rela_line = f"Reconcile is {rela[0] / rec_s:.2f} times as fast as reladiff. " if rela else ""
     body = f"""
 {n:,} operations (half legacy, half Temporal) plus {INJECTED} injected of each: lost
 renewals, double renewals, unrecorded renewals, duplicate operations, double charges.
-Data generated with SQL in {gen_s:.1f} s. Findings: {found} — {"all found exactly" if exact else "MISMATCH, expected " + str(EXPECTED)}.
+Data generated with SQL, then vacuumed and analysed, in {gen_s:.1f} s. Findings: {found} — {"all found exactly" if exact else "MISMATCH, expected " + str(EXPECTED)}.
 
 | run | seconds | ratio to bare SQL |
 |---|---|---|
 | bare SQL: full outer join classifying pairs + duplicate-key scan (baseline, mean of before/after) | {bare_mean:.2f} | 1.00 |
-| `dualrun` reconcile (all checks, findings recorded) | {rec_s:.2f} | **{rec_s / bare_mean:.2f}** (target ≤ 2) |
-| reladiff joindiff of the same pairs ({rela_diffs} differences) | {rela_s:.2f} | {rela_s / bare_mean:.2f} |
-
-Reconcile is {rela_s / rec_s:.2f} times as fast as reladiff. Bare SQL found {bare}.
+| `dualrun` reconcile (all checks, findings recorded) | {rec_s:.2f} | **{rec_s / bare_mean:.2f}** (target ≤ 1.5) |
+{rela_row}
+{rela_line}Bare SQL found {bare}. The process that ran the reconcile: {rss_before:.0f} MB resident
+before it, {rss_peak:.0f} MB at its peak (no operation row is read into Python: the checks
+are set-based SQL, and only the findings come back).
 """
+    size = f"{n / 1_000_000:g}M" if n >= 1_000_000 else f"{n:,}"
     write_section(
-        "Reconciliation of 1M operations",
+        f"Reconciliation of {size} operations",
         f".venv/bin/python -m bench.reconcile_bench --operations {n}",
         body,
     )

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import time
 import uuid
 from dataclasses import replace
 from typing import Any
 
-from bench.common import dev_server, percentile, scratch_schema, write_section
+from bench.common import dev_server, machine_busy_s, percentile, scratch_schema, write_section
 from ops.registry_sim.admin import AsyncSimAdmin
 from ops.registry_sim.server import SimServer
 from renewals import logs
@@ -41,13 +40,6 @@ EXPIRY = dt.date.today() + dt.timedelta(days=40)
 # interceptors. (An absurd limit such as 100,000/s made the dev server's task-queue rate
 # limiter itself cost 5-10 % of throughput here.)
 PROVIDER_RATE = 1000.0
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine spent busy so far (from /proc/stat; idle and iowait out)."""
-    with open("/proc/stat") as stat:
-        ticks = [int(v) for v in stat.readline().split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:

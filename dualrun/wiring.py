@@ -217,8 +217,10 @@ async def renewal_service(
     chain: FlagChain | None = None,
     pool_name: str = "dualrun",
 ) -> AsyncIterator[RenewalService]:
-    """The router and both engines over a pool of their own (and a flag chain unless given)."""
-    pool = await async_pool(settings.dsn, max_size=pool_size, name=pool_name)
+    """The router and both engines over a pool of their own (and a flag chain unless given).
+    The pool is autocommit: a submit is one statement, one round trip; what writes more than
+    one statement says so with a transaction."""
+    pool = await async_pool(settings.dsn, max_size=pool_size, name=pool_name, autocommit=True)
     try:
         both = engines(settings, pool, temporal_client)
         if chain is not None:

@@ -47,6 +47,9 @@ class LegacyEngine:
         )
         return operation
 
+    def workflow_id(self, request: RenewalRequest) -> str | None:
+        return None  # the robots poll the table: no run of their own to name
+
     async def create(self, request: RenewalRequest, origin: Origin = Origin.ROUTER) -> Operation:
         """`submit` in a transaction of its own (imports, tools, tests)."""
         async with self.pool.connection() as conn, conn.transaction():

@@ -65,51 +65,6 @@ def _tld(domain: str | None) -> str | None:
     return tld_of(domain) if domain else None
 
 
-_DUPLICATES = """
-WITH dup AS MATERIALIZED (  -- computed once, then joined back on the key index
-    SELECT idempotency_key FROM operations
-    WHERE created_at >= %(lookback)s AND created_at < %(until)s
-    GROUP BY idempotency_key
-    HAVING count(*) > 1 AND max(created_at) >= %(since)s)
-SELECT o.idempotency_key, min(o.domain) AS domain,
-       array_agg(o.operation_id ORDER BY o.created_at, o.operation_id) AS ops,
-       array_agg(o.engine || '/' || o.origin || '/' || o.status
-                 ORDER BY o.created_at, o.operation_id) AS states,
-       count(DISTINCT o.years) > 1 AS years_differ,
-       count(DISTINCT o.customer_id) > 1 AS customer_id_differs
-FROM operations o JOIN dup USING (idempotency_key)
-GROUP BY o.idempotency_key
-"""
-
-
-async def duplicate_operations(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
-    """Operations sharing a key. Where their parameters differ, the second creator asked for
-    another renewal under the same key (a conflict the router would have refused; the batch or
-    an import wrote it anyway, and the database superseded it): the finding names the fields."""
-    found = []
-    for r in await _rows(conn, _DUPLICATES, ctx):
-        conflict = [f for f, d in (("years", r["years_differ"]),
-                                   ("customer_id", r["customer_id_differs"])) if d]  # fmt: skip
-        evidence: dict[str, Any] = {"operations": dict(zip(r["ops"], r["states"], strict=True))}
-        if conflict:
-            evidence["conflicting_parameters"] = conflict
-        found.append(
-            Finding(
-                Kind.DUPLICATE_OPERATION,
-                f"duplicate_operation:{r['idempotency_key']}",
-                f"{len(r['ops'])} operations share {r['idempotency_key']}"
-                + (f" with different {' and '.join(conflict)} (a conflict)" if conflict else ""),
-                tld=_tld(r["domain"]),
-                engine=",".join(sorted({s.split("/")[0] for s in r["states"]})),
-                idempotency_key=r["idempotency_key"],
-                domain=r["domain"],
-                operation_ids=tuple(r["ops"]),
-                evidence=evidence,
-            )
-        )
-    return found
-
-
 _RENEWALS = sql.SQL("""
 SELECT coalesce(o.domain, r.domain) AS domain,
        coalesce(o.current_expiry, r.cur_exp_date) AS period,

@@ -1,5 +1,4 @@
-"""Checks on the state of operations: refunds, stuck work, drift from Temporal, routing, and
-operations of one key on both engines."""
+"""Checks on the state of operations: refunds, stuck work, drift from Temporal, routing."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ SELECT o.operation_id, o.idempotency_key, o.domain, o.engine, o.status, o.error_
 FROM operations o
 JOIN billing_ledger b ON b.operation_id = o.operation_id AND b.kind = 'charge'
 WHERE o.created_at >= %(since)s AND o.created_at < %(until)s
+  AND o.status IN ('cancelled', 'superseded', 'failed')  -- operations_ended_unrenewed_idx
   AND (o.status IN ('cancelled', 'superseded')
        OR (o.status = 'failed' AND o.error_code = ANY(%(refusals)s)
            AND NOT (o.error_code = ANY(%(mismatch)s) AND {renewed_unrecorded})))
@@ -168,44 +168,4 @@ async def status_drift(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Fi
             },
         )
         for r in await _rows(conn, _DRIFT, ctx)
-    ]
-
-
-# Both engines ran side effects for one key (a charge, the registry step, or done), outside
-# any superseded operation: the guards were bypassed (data written directly, a legacy system
-# that does not look). Critical: a renewal belongs to one engine.
-_CROSS_ENGINE = """
-WITH touched AS (
-    SELECT o.idempotency_key, o.operation_id, o.engine, o.status, o.created_at
-    FROM operations o
-    WHERE o.created_at >= %(lookback)s AND o.created_at < %(until)s
-      AND o.status <> 'superseded'
-      AND (o.status = 'done' OR o.step IN ('charge', 'renew', 'record')
-           OR EXISTS (SELECT 1 FROM billing_ledger b
-                      WHERE b.operation_id = o.operation_id AND b.kind = 'charge'))),
-mixed AS MATERIALIZED (
-    SELECT idempotency_key FROM touched GROUP BY idempotency_key
-    HAVING count(DISTINCT engine) > 1 AND max(created_at) >= %(since)s)
-SELECT t.idempotency_key, min(split_part(t.idempotency_key, ':', 2)) AS domain,
-       array_agg(t.operation_id ORDER BY t.created_at, t.operation_id) AS ops,
-       array_agg(t.engine || '/' || t.status ORDER BY t.created_at, t.operation_id) AS states
-FROM touched t JOIN mixed USING (idempotency_key)
-GROUP BY t.idempotency_key
-"""
-
-
-async def cross_engine_duplicates(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
-    return [
-        Finding(
-            Kind.CROSS_ENGINE_DUPLICATE,
-            f"cross_engine_duplicate:{r['idempotency_key']}",
-            f"{r['domain']}: both engines ran side effects for {r['idempotency_key']}",
-            tld=_tld(r["domain"]),
-            engine="legacy,temporal",
-            idempotency_key=r["idempotency_key"],
-            domain=r["domain"],
-            operation_ids=tuple(r["ops"]),
-            evidence={"operations": dict(zip(r["ops"], r["states"], strict=True))},
-        )
-        for r in await _rows(conn, _CROSS_ENGINE, ctx)
     ]

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from reconciler import checks, checks_state, gauges, shadow, store
+from reconciler import checks, checks_keys, checks_state, gauges, shadow, store
 from reconciler.alerts import Webhook, announce
 from reconciler.checks import CheckContext
 from reconciler.model import Finding, RunSummary, Window
@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 Check = Callable[[AsyncConnection[Any], CheckContext], Awaitable[list[Finding]]]
 
 CHECKS: tuple[Check, ...] = (
-    checks.duplicate_operations,
+    checks_keys.duplicate_keys,  # duplicate operations, and keys both engines touched
     checks.renewal_pairs,
     checks.double_charges,
     checks_state.refunds_missing,
@@ -40,16 +40,14 @@ CHECKS: tuple[Check, ...] = (
     checks_state.routing_violations,
     checks_state.status_drift,
     shadow.shadow_comparisons,
-    checks_state.cross_engine_duplicates,
 )
 # The sweep: what a month-start duplicate needs and what the rollout guard acts on (every
 # critical kind), over a few minutes of operations: cheap enough to run every few minutes.
 SWEEP_CHECKS: tuple[Check, ...] = (
-    checks.duplicate_operations,
+    checks_keys.duplicate_keys,  # duplicate operations, and keys both engines touched
     checks.double_charges,
     checks.renewal_pairs,
     checks_state.refunds_missing,
-    checks_state.cross_engine_duplicates,
 )
 
 

@@ -79,6 +79,10 @@ class RenewalEngine(Protocol):
         """Create the operation row, in the caller's transaction."""
         ...
 
+    def workflow_id(self, request: RenewalRequest) -> str | None:
+        """The id the engine runs the renewal under (recorded with its row), if it has one."""
+        ...
+
     async def start(self, request: RenewalRequest) -> str | None:
         """After commit: hand the renewal to the engine (nothing when it polls its table).
         Returns why it could not be handed over (the row stays `todo`), else None."""

@@ -62,10 +62,12 @@ class TemporalEngine:
     async def submit(
         self, conn: AsyncConnection[Any], request: RenewalRequest, origin: Origin = Origin.ROUTER
     ) -> Operation:
-        wid = workflow_id(request.idempotency_key, RunMode.LIVE)
         return await operations.insert(
-            conn, request, Engine.TEMPORAL, origin=origin, workflow_id=wid
+            conn, request, Engine.TEMPORAL, origin=origin, workflow_id=self.workflow_id(request)
         )
+
+    def workflow_id(self, request: RenewalRequest) -> str | None:
+        return workflow_id(request.idempotency_key, RunMode.LIVE)
 
     async def _start(self, request: RenewalRequest, mode: RunMode, plan: str = "a") -> str | None:
         try:

@@ -9,11 +9,12 @@ from importlib.metadata import version
 from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
-from dualrun.api import errors, reports, rollout
+from dualrun.api import batch, errors, reports, rollout
 from dualrun.api.auth import Access, auth_responses, require_read
 from dualrun.api.routes import build_router
 from dualrun.api.schemas import pattern_messages
 from dualrun.wiring import renewal_service, started_chain
+from renewals.db.pool import async_pool
 from renewals.settings import Settings
 
 DESCRIPTION = """\
@@ -41,20 +42,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with (
-            started_chain(settings) as chain,
-            renewal_service(
-                settings,
-                pool_size=pool_size,
-                temporal_client=temporal_client,
-                chain=chain,
-                pool_name="dualrun-api",
-            ) as service,
-        ):
-            app.state.pool = service.pool
-            app.state.chain = chain
-            app.state.service = service
-            yield
+        pool = await async_pool(settings.dsn, max_size=4, name="dualrun-api")  # reads, rollout
+        try:
+            async with (
+                started_chain(settings) as chain,
+                renewal_service(
+                    settings,
+                    pool_size=pool_size,
+                    temporal_client=temporal_client,
+                    chain=chain,
+                    pool_name="dualrun-api-renewals",
+                ) as service,
+            ):
+                app.state.pool = pool
+                app.state.chain = chain
+                app.state.service = service
+                yield
+        finally:
+            await pool.close()
 
     app = FastAPI(
         title="dualrun",
@@ -64,6 +69,7 @@ def create_app(
     )
     app.state.settings = settings
     errors.install(app, settings.secrets(), pattern_messages(settings.tlds))
+    app.include_router(batch.build_router(settings))  # before /renewals/{operation_id}
     app.include_router(build_router(settings))
     app.include_router(rollout.build_router(settings))
     app.include_router(

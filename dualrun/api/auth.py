@@ -115,7 +115,8 @@ def _check(request: Request, credentials: Credentials, needed: Access) -> None:
         raise _refuse(request, 403, "insufficient_scope", message)
 
 
-def require_read(
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off per call
+async def require_read(
     request: Request,
     read: Annotated[Credentials, Security(read_bearer)],
     write: Annotated[Credentials, Security(write_bearer)],
@@ -124,7 +125,9 @@ def require_read(
     _check(request, read or write, Access.READ)
 
 
-def require_write(request: Request, write: Annotated[Credentials, Security(write_bearer)]) -> None:
+async def require_write(
+    request: Request, write: Annotated[Credentials, Security(write_bearer)]
+) -> None:
     """A mutating call: the write token only."""
     _check(request, write, Access.WRITE)
 

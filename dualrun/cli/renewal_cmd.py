@@ -7,11 +7,13 @@ the field (exit 2) and nothing written.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import click
 
 from dualrun.cli.context import EXIT_FAILURE, AppContext, emit, json_option, pass_app
+from dualrun.cli.submit_file import file_option, submit_file
 from dualrun.wiring import renewal_service, workflow_links
 from renewals.errors import InvalidInput
 from renewals.model import Engine, Mode, RenewalRequest
@@ -34,6 +36,7 @@ def _years(raw: str | None) -> int | None:
 @click.option("--current-expiry", help="Current expiry date, YYYY-MM-DD.")
 @click.option("--customer", help="Customer id charged for the renewal.")
 @click.option("--operation-id", help="Operation id to use (assigned when absent).")
+@file_option
 @json_option
 @pass_app
 def submit(
@@ -43,13 +46,23 @@ def submit(
     current_expiry: str | None,
     customer: str | None,
     operation_id: str | None,
+    path: Path | None,
     as_json: bool,
 ) -> int:
-    """Route a renewal (once per idempotency key) and hand it to its engine.
+    """Route a renewal (once per idempotency key) and hand it to its engine; with --file,
+    a whole batch (each row as one submit would, 1,000 at a time).
 
     Resubmitting the same renewal answers with the operation already made
     (deduplicated: true); the same key with other years or customer is refused (exit 2).
+    A file with any bad row is refused whole, every bad line named (exit 2, nothing written).
     """
+    if path is not None:
+        given = [n for n, v in (("domain", domain), ("years", years),
+                 ("current-expiry", current_expiry), ("customer", customer),
+                 ("operation-id", operation_id)) if v is not None]  # fmt: skip
+        if given:
+            raise InvalidInput("file", f"give --file or --{given[0]} (one renewal), not both")
+        return submit_file(app, path, as_json)
     raw: dict[str, Any] = {
         "domain": domain,
         "years": _years(years),

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -13,6 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from dualrun.flags import metrics
 from dualrun.routing import store
+from dualrun.routing.answers import BatchResult, Submitted
+from dualrun.routing.batch import submit_batch
 from dualrun.routing.router import Decision, Router
 from renewals import operations
 from renewals.domains import normalise_domain
@@ -34,30 +35,6 @@ log = structlog.get_logger(__name__)
 MAX_EXPLAIN = 100_000
 
 
-@dataclass(frozen=True)
-class Submitted:
-    operation_id: str
-    idempotency_key: str
-    engine: str
-    mode: str
-    status: str
-    deduplicated: bool
-    dispatch_error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "operation_id": self.operation_id,
-            "idempotency_key": self.idempotency_key,
-            "engine": self.engine,
-            "mode": self.mode,
-            "status": self.status,
-            "deduplicated": self.deduplicated,
-        }
-        if self.dispatch_error is not None:
-            out["dispatch_error"] = self.dispatch_error
-        return out
-
-
 class RenewalService:
     def __init__(
         self,
@@ -75,29 +52,41 @@ class RenewalService:
     async def submit(self, request: RenewalRequest) -> Submitted:
         """One renewal, one operation (DESIGN §3): claim the key, or answer with the operation
         that has it, whatever made it (the router, the upstream batch, an import, a relaunch).
-        A claimed key is routed, its decision stored with the operation, then dispatched."""
+        A claimed key is routed, its decision stored with the operation (one statement), then
+        dispatched; a met one is answered (deduplicated), or refused when its parameters
+        differ (a conflict: nothing is written)."""
         decision = self.router.decide(request)
+        engine = self.engines[decision.engine]
         try:
-            async with self.pool.connection() as conn, conn.transaction():
-                owner = await operations.claim_key(conn, request, decision.engine)
-                if owner is None:
-                    await store.record(conn, request, decision)
-                    created = await self.engines[decision.engine].submit(conn, request)
-                    decided = None
-                else:
-                    store.check_same(request, owner)
-                    decided = await store.stored(conn, request.idempotency_key)
+            async with self.pool.connection() as conn:
+                created = await operations.create_routed(
+                    conn,
+                    request,
+                    decision.engine,
+                    store.routed(decision),
+                    workflow_id=engine.workflow_id(request),
+                )
+                met = (
+                    None
+                    if created
+                    else await operations.owner_routed(conn, request.idempotency_key)
+                )
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "operations_pkey":
                 raise store.OperationIdInUse(request.operation_id) from None
             raise
+        if created is not None:
+            return await self._dispatch_new(request, decision, created)
+        if met is None:  # the key's owner went away meanwhile (deleted): route it afresh
+            return await self.submit(request)
+        owner, mode = met
+        try:
+            store.check_same(request, owner)
         except IdempotencyConflict:
             metrics.SUBMISSIONS.labels(result="conflict").inc()
             log.warning("router.conflict", idempotency_key=request.idempotency_key)
             raise
-        if owner is None:
-            return await self._dispatch_new(request, decision, created)
-        return await self._deduplicated(owner, decided)
+        return await self._deduplicated(owner, mode)
 
     async def _dispatch_new(
         self, request: RenewalRequest, decision: Decision, created: Operation
@@ -115,7 +104,7 @@ class RenewalService:
             idempotency_key=request.idempotency_key,
             **{k: v for k, v in decision.explain().items() if k != "domain"},
         )
-        error = await self._start(request, decision.mode)
+        error = await self.start(request, decision.mode)
         return Submitted(
             created.operation_id,
             request.idempotency_key,
@@ -126,12 +115,12 @@ class RenewalService:
             dispatch_error=error,
         )
 
-    async def _deduplicated(self, owner: Operation, decided: dict[str, Any] | None) -> Submitted:
+    async def _deduplicated(self, owner: Operation, routed_mode: str | None) -> Submitted:
         """The renewal has an operation already: answer with it. One still `todo` (its hand-over
         failed, or is being made) is handed to its engine again: safe, per key (a Temporal
         workflow id; the legacy robots poll their table)."""
         metrics.SUBMISSIONS.labels(result="deduplicated").inc()
-        mode = decided["mode"] if decided else owner.engine.value
+        mode = routed_mode or owner.engine.value
         log.info(
             "router.deduplicated",
             operation_id=owner.operation_id,
@@ -142,7 +131,7 @@ class RenewalService:
         )
         error = None
         if owner.status == OperationStatus.TODO:  # its hand-over may have failed: hand it over
-            error = await self._hand_over(owner.request, owner.engine)  # again (safe per key)
+            error = await self.hand_over(owner.request, owner.engine)  # again (safe per key)
         return Submitted(
             owner.operation_id,
             owner.idempotency_key,
@@ -153,14 +142,14 @@ class RenewalService:
             dispatch_error=error,
         )
 
-    async def _start(self, request: RenewalRequest, mode: Mode) -> str | None:
+    async def start(self, request: RenewalRequest, mode: Mode) -> str | None:
         """Hand the committed renewal to its mode's engine (and plan it, in shadow mode)."""
-        error = await self._hand_over(request, ENGINE_OF_MODE[mode], mode.value)
+        error = await self.hand_over(request, ENGINE_OF_MODE[mode], mode.value)
         if error is None and mode == Mode.SHADOW and self.engines.planner is not None:
             error = self._failed(request, mode.value, await self.engines.planner.plan(request))
         return error
 
-    async def _hand_over(
+    async def hand_over(
         self, request: RenewalRequest, engine: Engine, mode: str | None = None
     ) -> str | None:
         """After commit: the engine takes the renewal; a failure leaves the row `todo`,
@@ -180,6 +169,10 @@ class RenewalService:
                 error=error,
             )
         return error
+
+    async def submit_batch(self, requests: Sequence[RenewalRequest]) -> BatchResult:
+        """Many valid renewals at once, each as `submit` would (dualrun.routing.batch)."""
+        return await submit_batch(self, requests)
 
     # -- status and cancel -------------------------------------------------------------------
     async def status(self, operation_id: str) -> dict[str, Any]:

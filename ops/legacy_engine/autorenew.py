@@ -6,7 +6,6 @@ did, and can be told to create a share of them twice: the month-start duplicate 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import random
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from renewals.errors import InvalidInput
 from renewals.model import RenewalRequest, new_operation_id
+from renewals.renewal_file import read_all
 
 log = structlog.get_logger(__name__)
 
@@ -30,42 +30,9 @@ class BatchResult:
 
 
 def read_batch_file(path: Path, known_tlds: frozenset[str]) -> list[RenewalRequest]:
-    """CSV with a header: domain,current_expiry,customer_id[,years]. Validated, all or nothing.
-
-    Errors name the field and the file's line (blank lines and quoted newlines counted).
-    """
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return _read_batch(csv.DictReader(handle), path.name, known_tlds)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("file", f"{path.name}: not UTF-8 text ({exc.reason})") from None
-    except csv.Error as exc:
-        raise InvalidInput("file", f"{path.name}: not a readable CSV file ({exc})") from None
-
-
-def _read_batch(
-    reader: csv.DictReader[str], name: str, known_tlds: frozenset[str]
-) -> list[RenewalRequest]:
-    missing = {"domain", "current_expiry", "customer_id"} - set(reader.fieldnames or ())
-    if missing:
-        raise InvalidInput("file", f"{name}: header lacks {', '.join(sorted(missing))}")
-    requests = []
-    for raw in reader:
-        line = reader.line_num
-        years_raw = (raw.get("years") or "1").strip()
-        if not years_raw.isdigit():
-            raise InvalidInput("years", f"{name} line {line}: must be an integer")
-        fields = {  # an empty cell is a missing field ("is required")
-            "domain": (raw["domain"] or "").strip() or None,
-            "current_expiry": (raw["current_expiry"] or "").strip() or None,
-            "customer_id": (raw["customer_id"] or "").strip() or None,
-            "years": int(years_raw),
-        }
-        try:
-            requests.append(RenewalRequest.parse(fields, known_tlds))
-        except InvalidInput as exc:
-            raise InvalidInput(exc.field, f"{name} line {line}: {exc.problem}") from None
-    return requests
+    """The renewals file (`renewals.renewal_file`), all or nothing: the first bad row is
+    raised, naming its line and field."""
+    return read_all(path, known_tlds)
 
 
 # The batch writes the legacy tables itself, as the registrar's upstream batch does: no

@@ -26,7 +26,7 @@ from renewals.metrics import MOVES_REFUSED
 
 log = structlog.get_logger(__name__)
 REFUSED_NOTICE = "dualrun.move_refused "
-_MOVE_FIELDS = ("operation_id", "engine", "from", "to", "event", "columns")
+_MOVE_FIELDS = ("operation_id", "engine", "from", "to", "columns")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CHECK_EVERY_S = 1.0
 _checked_at: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
@@ -57,7 +57,11 @@ def _on_notice(diag: psycopg.errors.Diagnostic) -> None:
         from_status=str(move.get("from")),
         to_status=str(move.get("to")),
     ).inc()
-    log.warning("operation.move_refused", **{k: move.get(k) for k in _MOVE_FIELDS})
+    log.warning(
+        "operation.move_refused",
+        refusal=move.get("event"),  # status.refused, outcome.refused or delete.refused
+        **{k: move.get(k) for k in _MOVE_FIELDS},
+    )
 
 
 def _watch(conn: psycopg.Connection[Any]) -> None:

@@ -8,7 +8,17 @@ not own and keeps its own SQL. Reads that return a row give an `Operation` (`rea
 use the names below: `from renewals import operations`, then `operations.insert(...)`.
 """
 
-from renewals.operations.create import claim_key, insert, log_event
+from renewals.operations.create import (
+    Routed,
+    claim_keys,
+    create_routed,
+    insert,
+    insert_many,
+    log_event,
+    owner_routed,
+    owners,
+    taken_ids,
+)
 from renewals.operations.reads import (
     GATE_SQL,
     HAS_RENEWAL_SQL,
@@ -47,10 +57,12 @@ __all__ = [
     "TERMINAL_SQL",
     "Conn",
     "Gate",
+    "Routed",
     "RunEnd",
     "StepOf",
     "charged",
-    "claim_key",
+    "claim_keys",
+    "create_routed",
     "event_since",
     "events",
     "flag_cancel",
@@ -58,8 +70,11 @@ __all__ = [
     "gate_of",
     "get",
     "insert",
+    "insert_many",
     "lock",
     "log_event",
+    "owner_routed",
+    "owners",
     "record_renewal",
     "record_run",
     "relaunched_run",
@@ -70,4 +85,5 @@ __all__ = [
     "step_finished",
     "step_started",
     "take_renew_lease",
+    "taken_ids",
 ]

@@ -18,8 +18,21 @@ from renewals.model import (
 from renewals.operations.create import log_event
 from renewals.operations.reads import GATE_SQL, TERMINAL_SQL, Conn, Gate, gate_of
 
-
 # -- cancel ----------------------------------------------------------------------------------
+_FLAG_CANCEL = """
+WITH flagged AS (
+UPDATE operations SET cancel_requested_at = coalesce(cancel_requested_at, now()),
+       status = CASE WHEN %(final)s THEN 'cancelled' ELSE status END,
+       finished_at = CASE WHEN %(final)s THEN now() ELSE finished_at END,
+       updated_at = now()
+WHERE operation_id = %(op)s RETURNING *),
+logged AS (
+INSERT INTO operation_events (operation_id, event, detail)
+SELECT operation_id, %(event)s, %(detail)s FROM flagged)
+SELECT * FROM flagged
+"""
+
+
 async def flag_cancel(
     conn: Conn, operation_id: str, detail: Mapping[str, Any], *, now_final: bool = False
 ) -> Operation:
@@ -27,17 +40,18 @@ async def flag_cancel(
     with `now_final` it is `cancelled` at once (nothing of it ever ran). Event `cancelled` or
     `cancel_requested`."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        "UPDATE operations SET cancel_requested_at = coalesce(cancel_requested_at, now()),"
-        " status = CASE WHEN %(final)s THEN 'cancelled' ELSE status END,"
-        " finished_at = CASE WHEN %(final)s THEN now() ELSE finished_at END,"
-        " updated_at = now() WHERE operation_id = %(op)s RETURNING *",
-        {"final": now_final, "op": operation_id},
+    await cur.execute(  # one statement: atomic on an autocommit connection too
+        _FLAG_CANCEL,
+        {
+            "final": now_final,
+            "op": operation_id,
+            "event": "cancelled" if now_final else "cancel_requested",
+            "detail": Jsonb(dict(detail)),
+        },
     )
     row = await cur.fetchone()
     if row is None:
         raise OperationNotFound(operation_id)
-    await log_event(conn, operation_id, "cancelled" if now_final else "cancel_requested", detail)
     return Operation.from_row(row)
 
 

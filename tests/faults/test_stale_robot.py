@@ -92,7 +92,7 @@ async def test_a_paused_robot_writing_over_a_done_row_is_refused_and_keeps_worki
         op,
     )
     assert events and all(e["detail"]["from"] == "done" for e in events)
-    assert "operation.move_refused" in stale.tail(20_000)
+    assert '"event": "operation.move_refused"' in stale.tail(20_000)  # logged, as JSON
 
     nxt = (await legacy.create(h.request(later, EXPIRY))).operation_id
 

@@ -87,8 +87,8 @@ async def test_a_late_run_end_cannot_undo_a_done_renewal(h: Harness) -> None:
     request = h.request("late.fr", EXPIRY)
     await temporal_op(h, request)
     op = request.operation_id
-    await sql(h, "UPDATE operations SET status = 'done', new_expiry = '2030-01-01'"
-                 " WHERE operation_id = %s", op)  # fmt: skip
+    await sql(h, "UPDATE operations SET status = 'done', step = 'record',"
+                 " new_expiry = '2030-01-01' WHERE operation_id = %s", op)  # fmt: skip
     end = operations.RunEnd(op, OperationStatus.FAILED, request.idempotency_key, "run-2",
                             error_code="RegistryUnavailable")  # fmt: skip
     await operations.record_run(h.pool, end)

@@ -1,0 +1,75 @@
+"""Peak memory of named process groups, sampled in a thread: each group is a set of root pids
+and all their descendants (PostgreSQL's backends, say), summed by PSS (shared pages split
+between the processes that share them, so a group's shared memory counts once)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        pid = int(text.split(" ", 1)[0])
+        ppid = int(text.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(pid)
+    return tree
+
+
+def _descendants(roots: Iterable[int], tree: dict[int, list[int]]) -> set[int]:
+    found: set[int] = set()
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo.extend(tree.get(pid, ()))
+    return found
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakMemory:
+    """`groups()` says, at each sample, the root pids of each group (processes come and go)."""
+
+    def __init__(self, groups: Callable[[], dict[str, list[int]]], every_s: float = 0.5) -> None:
+        self.groups = groups
+        self.every_s = every_s
+        self.peak_mb: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        tree = _children()
+        for name, roots in self.groups().items():
+            mb = sum(_pss_kb(p) for p in _descendants(roots, tree)) / 1024
+            self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), mb)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
