@@ -16,6 +16,7 @@ BENCHES = (
     ["bench.temporal_bench"],
     ["bench.burst_bench"],
     ["bench.legacy_latency"],
+    ["bench.guard_window"],
     ["bench.intake_bench"],
     ["bench.scale"],
 )

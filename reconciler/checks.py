@@ -53,16 +53,18 @@ class CheckContext:
 
 
 async def _rows(
-    conn: AsyncConnection[Any], query: str | sql.SQL, ctx: CheckContext, **extra: Any
+    conn: AsyncConnection[Any],
+    query: str | sql.SQL | sql.Composed,
+    ctx: CheckContext,
+    **extra: Any,
 ) -> list[dict[str, Any]]:
     """Run a check's statement; a `sql.SQL` one reads the registry ledger as `{ledger}` and
-    places operations in the window by `{moment}`."""
+    places operations in the window by `{moment}` (a `sql.Composed` one is run as composed)."""
+    statement: str | sql.Composed
     if isinstance(query, sql.SQL):
         if ctx.ledger is None:
             raise ValueError("ledger: this check reads the registry ledger, none was given")
-        statement: str | sql.Composed = query.format(
-            ledger=ctx.ledger.relation(), moment=sql.Identifier(ctx.moment)
-        )
+        statement = query.format(ledger=ctx.ledger.relation(), moment=sql.Identifier(ctx.moment))
     else:
         statement = query
     cur = conn.cursor(row_factory=dict_row)

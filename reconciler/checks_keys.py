@@ -34,6 +34,7 @@ WITH dup AS MATERIALIZED (  -- computed once, then joined back on the key index
                     AND x.operation_id <> o.operation_id))
 SELECT o.idempotency_key, o.domain, o.operation_id, o.engine, o.origin, o.status, o.created_at,
        greatest(o.created_at, o.finished_at) AS last_at,
+       o.years, o.customer_id,
        -- ran a side effect (a charge, the registry step, or done), outside a superseded one
        (o.created_at >= %(lookback)s AND o.created_at < %(until)s
         AND o.status <> 'superseded'
@@ -47,19 +48,27 @@ ORDER BY o.idempotency_key, o.created_at, o.operation_id
 
 
 def _duplicate(key: str, ops: list[dict[str, Any]]) -> Finding:
+    """Operations sharing a key. Where their parameters differ, a second creator asked for
+    another renewal under the same key (a conflict the router refuses; the batch or an import
+    wrote it anyway, and the database superseded it): the finding names the fields."""
     ids = tuple(r["operation_id"] for r in ops)
     states = [f"{r['engine']}/{r['origin']}/{r['status']}" for r in ops]
     domain = min(r["domain"] for r in ops)
+    conflict = [f for f in ("years", "customer_id") if len({r[f] for r in ops}) > 1]
+    evidence: dict[str, Any] = {"operations": dict(zip(ids, states, strict=True))}
+    if conflict:
+        evidence["conflicting_parameters"] = conflict
     return Finding(
         Kind.DUPLICATE_OPERATION,
         f"duplicate_operation:{key}",
-        f"{len(ids)} operations share {key}",
+        f"{len(ids)} operations share {key}"
+        + (f" with different {' and '.join(conflict)} (a conflict)" if conflict else ""),
         tld=_tld(domain),
         engine=",".join(sorted({r["engine"] for r in ops})),
         idempotency_key=key,
         domain=domain,
         operation_ids=ids,
-        evidence={"operations": dict(zip(ids, states, strict=True))},
+        evidence=evidence,
     )
 
 

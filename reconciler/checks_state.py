@@ -4,38 +4,69 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from reconciler.checks import CheckContext, _rows, _tld
 from reconciler.model import Finding, Kind
 from renewals.operations import TERMINAL_SQL
+from renewals.outcomes import BUSINESS_REFUSALS, EXPIRY_MISMATCH, SUPERSEDED, refusal
 
-_REFUND_MISSING = """
-SELECT o.operation_id, o.idempotency_key, o.domain, o.engine,
+# An operation that ended without its renewal keeps no charge: cancelled, superseded (another
+# operation has the renewal), or failed on a business outcome (a registry refusal, renewed
+# elsewhere: running it again cannot renew it). A transient failure may still be relaunched:
+# its charge waits. A failed expiry mismatch whose period the registry did renew, with no
+# operation of the key done, may be this operation's own renewal left unrecorded (the legacy
+# engine's blind retry after a timeout): unrecorded_renewal reports it, and the charge paid it.
+_REFUND_MISSING = sql.SQL("""
+SELECT o.operation_id, o.idempotency_key, o.domain, o.engine, o.status, o.error_code,
        sum(b.amount_cents) AS unrefunded
 FROM operations o
 JOIN billing_ledger b ON b.operation_id = o.operation_id AND b.kind = 'charge'
-WHERE o.status = 'cancelled' AND o.{moment} >= %(since)s AND o.{moment} < %(until)s
+WHERE o.{moment} >= %(since)s AND o.{moment} < %(until)s
+  AND o.status IN ('cancelled', 'superseded', 'failed')  -- operations_ended_unrenewed_idx
+  AND (o.status IN ('cancelled', 'superseded')
+       OR (o.status = 'failed' AND o.error_code = ANY(%(refusals)s)
+           AND NOT (o.error_code = ANY(%(mismatch)s) AND {renewed_unrecorded})))
   AND NOT EXISTS (SELECT 1 FROM billing_ledger r
                   WHERE r.kind = 'refund' AND r.charge_key = b.charge_key)
-GROUP BY o.operation_id, o.idempotency_key, o.domain, o.engine
-"""
+GROUP BY o.operation_id, o.idempotency_key, o.domain, o.engine, o.status, o.error_code
+""")
+_RENEWED_UNRECORDED = sql.SQL("""(
+    EXISTS (SELECT 1 FROM {ledger} r
+            WHERE r.domain = o.domain AND r.cur_exp_date = o.current_expiry)
+    AND NOT EXISTS (SELECT 1 FROM operations d
+                    WHERE d.idempotency_key = o.idempotency_key AND d.status = 'done'))""")
+_KEEPS_NO_CHARGE = sorted({*BUSINESS_REFUSALS, SUPERSEDED})
+_MISMATCH = sorted(c for c in _KEEPS_NO_CHARGE if refusal(c) == EXPIRY_MISMATCH)  # both engines
 
 
 async def refunds_missing(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
+    renewed = (  # without the registry ledger, every refusal that kept its charge is reported
+        _RENEWED_UNRECORDED.format(ledger=ctx.ledger.relation()) if ctx.ledger else sql.SQL("false")
+    )
+    statement = _REFUND_MISSING.format(
+        renewed_unrecorded=renewed, moment=sql.Identifier(ctx.moment)
+    )
+    rows = await _rows(conn, statement, ctx, refusals=_KEEPS_NO_CHARGE, mismatch=_MISMATCH)
     return [
         Finding(
             Kind.REFUND_MISSING,
             f"refund_missing:{r['operation_id']}",
-            f"{r['domain']}: cancelled with {r['unrefunded']} cents charged and not refunded",
+            f"{r['domain']}: {r['status']}"
+            + (f" ({r['error_code']})" if r["error_code"] else "")
+            + f" with {r['unrefunded']} cents charged and not refunded",
             tld=_tld(r["domain"]),
             engine=r["engine"],
             idempotency_key=r["idempotency_key"],
             domain=r["domain"],
             operation_ids=(r["operation_id"],),
-            evidence={"unrefunded_cents": r["unrefunded"]},
+            evidence={
+                "unrefunded_cents": r["unrefunded"],
+                "status": r["status"],
+                "error_code": r["error_code"],
+            },
         )
-        for r in await _rows(conn, _REFUND_MISSING.format(moment=ctx.moment), ctx)
+        for r in rows
     ]
 
 

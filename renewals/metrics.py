@@ -25,8 +25,9 @@ RENEWAL_DURATION = Histogram(
 
 MOVES_REFUSED = Counter(
     "dualrun_operation_moves_refused_total",
-    "Status moves the database refused (done, cancelled and superseded are final; failed goes "
-    "back to work only through a relaunch or requeue)",
+    "Writes the database refused: status moves (done, cancelled and superseded are final; "
+    "failed goes back to work only through a relaunch, requeue or reset run), a final row's "
+    "outcome rewritten (to_status: its own status), a row deleted (to_status: deleted)",
     ["engine", "from_status", "to_status"],
 )
 

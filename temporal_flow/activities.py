@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from renewals import operations
 from renewals.billing import BillingConflict, BillingLedger, NothingToRefund
 from renewals.model import OperationStatus
-from renewals.outcomes import BILLING_CONFLICT, REGISTRY_UNAVAILABLE, RENEW_IN_FLIGHT
+from renewals.outcomes import BILLING_CONFLICT, REGISTRY_UNAVAILABLE, RENEW_IN_FLIGHT, SUPERSEDED
 from renewals.registry import RegistryClient
 from renewals.registry_errors import AmbiguousTimeout, ExpiryMismatch, RegistryError
 from temporal_flow import plans
@@ -126,6 +126,7 @@ class RenewalActivities:
                 if mine.found:
                     log.info("renewal.resolved_by_registry", domain=inp.domain, reason="retry")
                     return _resolved(mine)
+                await self._not_superseded(inp)
             result = await self.registry.renew(
                 inp.domain,
                 dt.date.fromisoformat(inp.current_expiry),
@@ -146,6 +147,18 @@ class RenewalActivities:
         except RegistryError as exc:
             raise to_application_error(exc) from exc
         return RegistryRenewResult(result.new_expiry.isoformat(), result.server_tx_id)
+
+    async def _not_superseded(self, inp: RegistryRenewInput) -> None:
+        """A renew sent again (a retry, a reset run's) skips the gate before it (it may have
+        reached the registry: the lookup says it did not); read it now, before renewing."""
+        gate = await operations.gate(self.pool, inp.operation_id)
+        if gate.superseded_by is not None:
+            raise ApplicationError(
+                f"{gate.superseded_by} (another engine) has this renewal: registry_renew not run",
+                gate.superseded_by,
+                type=SUPERSEDED,
+                non_retryable=True,
+            )
 
     # -- billing -----------------------------------------------------------------------------
     @activity.defn(name="billing_charge")

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
 
     from renewals import operations
     from renewals.domains import tld_of
-    from renewals.model import Step
+    from renewals.model import OperationStatus, Step
     from renewals.outcomes import CANCEL_REQUESTED, SUPERSEDED
     from renewals.queues import registry_queue
     from temporal_flow.activities import REGISTRY_ACTIVITIES, RenewalActivities
@@ -136,7 +136,12 @@ class _StepSyncActivityInbound(ActivityInboundInterceptor):
             return await super().execute_activity(input)
         wid, rid = info.workflow_id or "", info.workflow_run_id or ""
         at = operations.StepOf(operation_id, step, info.attempt, wid, rid)
-        token = _GATE_AT_START.set((operation_id, await operations.step_started(self.pool, at)))
+        gate = await operations.step_started(self.pool, at)
+        if gate.status == OperationStatus.FAILED:  # a reset run: back to work, key taken back
+            gate = await operations.rerun(self.pool, operation_id, wid, rid)
+            if gate.status != OperationStatus.FAILED:
+                gate = await operations.step_started(self.pool, at)
+        token = _GATE_AT_START.set((operation_id, gate))
         try:
             result = await super().execute_activity(input)
         except BaseException as exc:

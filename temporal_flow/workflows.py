@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         error_type,
         registry_retry,
     )
+    from temporal_flow.reset_retry import ResetRetry
     from temporal_flow.types import (
         ChargeInput,
         DomainInput,
@@ -77,6 +78,7 @@ class RenewDomain:
         self.registry_started = False
         self.timeout = timedelta(seconds=30)
         self.registry_retry = REGISTRY_RETRY
+        self.reset_retry = ResetRetry()  # a reset run does not give up on a transient failure
 
     # -- user actions ------------------------------------------------------------------------
     @workflow.query
@@ -267,9 +269,12 @@ class RenewDomain:
             try:
                 return await call()
             except ActivityError as exc:
-                if error_type(exc) != RATE_LIMITED:
+                if error_type(exc) == RATE_LIMITED:
+                    workflow.logger.info("registry.rate_limited.rescheduled")
+                elif policy := self.reset_retry.again(exc, "registry"):
+                    self.registry_retry = policy
+                else:
                     raise
-                workflow.logger.info("registry.rate_limited.rescheduled")
 
     async def _renew_at_registry(self, inp: RenewInput, years: int) -> RegistryRenewResult:
         """The registry renew. A reset run (or a renew scheduled again) may follow a renew that
@@ -300,7 +305,9 @@ class RenewDomain:
                     return await handle
             except ActivityError as exc:
                 if error_type(exc) not in (RATE_LIMITED, RENEW_IN_FLIGHT):
-                    raise
+                    if not (policy := self.reset_retry.again(exc, "registry_renew")):
+                        raise
+                    self.registry_retry = policy
                 workflow.logger.info("registry.renew.rescheduled", extra={"why": error_type(exc)})
                 verify_first = True
 

@@ -132,6 +132,18 @@ class Harness:
             await cur.execute(sql, params)
             return await cur.fetchall()
 
+    async def net_charges(self, value: str, by: str = "idempotency_key") -> int:
+        """Charges less refunds in the billing ledger whose `by` column (idempotency_key,
+        charge_key, operation_id) is `value`."""
+        if by not in ("idempotency_key", "charge_key", "operation_id"):
+            raise ValueError(f"by: not a billing ledger key column: {by!r}")
+        rows = await self.query(
+            "SELECT count(*) FILTER (WHERE kind = 'charge')"
+            f" - count(*) FILTER (WHERE kind = 'refund') AS n FROM billing_ledger WHERE {by} = %s",
+            value,
+        )
+        return int(rows[0]["n"])
+
     async def wait_for(self, predicate: Any, within: float = 30, every: float = 0.05) -> None:
         deadline = asyncio.get_running_loop().time() + within
         while not await predicate():

@@ -43,6 +43,12 @@ _positive = click.FloatRange(min=0.01)
 )
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=5, show_default=True)
 @click.option("--drain", is_flag=True, help="Exit once no legacy work is left.")
+@click.option(
+    "--stale-writes",
+    is_flag=True,
+    help="Play an older robot: write each step by operation id alone, without checking the"
+    " lease or the row's status (only the database's forward-only rule stops it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 @metrics_options
 @pass_app
@@ -54,6 +60,7 @@ def legacy_engine(
     retry_delay: float,
     max_attempts: int,
     drain: bool,
+    stale_writes: bool,
     as_json: bool,
     metrics_port: int | None,
     metrics_host: str,
@@ -66,6 +73,7 @@ def legacy_engine(
         retry_delay_s=retry_delay,
         max_attempts=max_attempts,
         drain=drain,
+        stale_writes=stale_writes,
     )
     serve_metrics(metrics_port, metrics_host)
 

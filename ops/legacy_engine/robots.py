@@ -12,6 +12,9 @@ retried later: against a strict registry the replay is refused (the operation fa
 the registry renewed it: an unrecorded renewal), against a lenient one it renews twice.
 What it does get right: a cancel is accepted or refused atomically with the move to the
 registry step, and a robot holds its lease only as long as it keeps making progress.
+`RobotConfig.stale_writes` plays an older robot that writes by operation id alone: a paused one
+then writes over a row another robot finished, and only the database's forward-only rule
+(migrations 0008, 0010) stops it.
 """
 
 from __future__ import annotations
@@ -83,6 +86,9 @@ class RobotConfig:
     max_attempts: int = 5
     drain: bool = False
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # An older robot: writes by operation id alone, its lease and the row's status unchecked
+    # (a paused one then writes over a row another robot finished: the database refuses it).
+    stale_writes: bool = False
 
 
 @dataclass
@@ -179,7 +185,9 @@ class Robots:
         if retry_in_s is not None:
             sets.append("next_attempt_at = now() + make_interval(secs => %(retry_in_s)s)")
         sets.append("updated_at = now()")
-        guard = "AND lease_owner = %(owner)s AND status = 'doing'"
+        guard = (
+            "" if self.config.stale_writes else "AND lease_owner = %(owner)s AND status = 'doing'"
+        )
         if unless_cancelled:
             guard += " AND cancel_requested_at IS NULL"
         params: dict[str, Any] = {

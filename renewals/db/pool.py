@@ -4,7 +4,8 @@ Pools check a connection as they hand it out (one empty round trip) unless it wa
 less than a second ago: after a database restart or a terminated backend, a dead connection
 is replaced instead of failing its next user, and a busy pool does not pay a round trip on
 every checkout. Every connection logs and counts the status moves the database refuses
-(`dualrun.move_refused` notices of the forward-only trigger).
+(`dualrun.move_refused` notices of the forward-only trigger: a status move, a final row's outcome
+rewritten, a row deleted).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from renewals.metrics import MOVES_REFUSED
 
 log = structlog.get_logger(__name__)
 REFUSED_NOTICE = "dualrun.move_refused "
-_MOVE_FIELDS = ("operation_id", "engine", "from", "to")
+_MOVE_FIELDS = ("operation_id", "engine", "from", "to", "columns")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 CHECK_EVERY_S = 1.0
 _checked_at: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
@@ -42,7 +43,8 @@ def _check(conn: psycopg.Connection[Any]) -> None:
 
 
 def _on_notice(diag: psycopg.errors.Diagnostic) -> None:
-    """The forward-only trigger refused a status move: log it and count it."""
+    """The forward-only trigger refused a write (a status move; a final row's outcome or a
+    row's renewal rewritten: `columns`; a delete: to `deleted`): log it and count it."""
     text = diag.message_primary or ""
     if not text.startswith(REFUSED_NOTICE):
         return
@@ -55,7 +57,11 @@ def _on_notice(diag: psycopg.errors.Diagnostic) -> None:
         from_status=str(move.get("from")),
         to_status=str(move.get("to")),
     ).inc()
-    log.warning("operation.move_refused", **{k: move.get(k) for k in _MOVE_FIELDS})
+    log.warning(
+        "operation.move_refused",
+        refusal=move.get("event"),  # status.refused, outcome.refused or delete.refused
+        **{k: move.get(k) for k in _MOVE_FIELDS},
+    )
 
 
 def _watch(conn: psycopg.Connection[Any]) -> None:

@@ -38,6 +38,7 @@ from renewals.operations.rework import (
     relaunched_run,
     reopen,
     requeue,
+    rerun,
     restore,
 )
 from renewals.operations.sync import (
@@ -79,6 +80,7 @@ __all__ = [
     "relaunched_run",
     "reopen",
     "requeue",
+    "rerun",
     "restore",
     "step_finished",
     "step_started",

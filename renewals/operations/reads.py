@@ -81,10 +81,12 @@ async def charged(conn: Conn, operation_id: str) -> bool:
 @dataclass(frozen=True)
 class Gate:
     """What must stop an operation before a side effect: a cancel request, or another
-    engine's operation that has the renewal (live or done; this one is then superseded)."""
+    engine's operation that has the renewal (live or done; this one is then superseded); and
+    the row's status as read (a `failed` row a run works on is a reset run's: it reopens it)."""
 
     cancel_requested: bool
     superseded_by: str | None
+    status: str | None = None
 
 
 GATE_SQL = f"""
@@ -94,13 +96,14 @@ SELECT o.cancel_requested_at IS NOT NULL AS cancel_requested,
                   WHERE other.idempotency_key = o.idempotency_key AND other.engine <> o.engine
                     AND other.status IN {HAS_RENEWAL_SQL}
                   ORDER BY other.created_at LIMIT 1)
-       END AS superseded_by
+       END AS superseded_by,
+       o.status
 FROM operations o WHERE o.operation_id = %(operation_id)s
 """
 
 
 def gate_of(row: tuple[Any, ...] | None) -> Gate:
-    return Gate(bool(row[0]), row[1]) if row else Gate(False, None)
+    return Gate(bool(row[0]), row[1], row[2]) if row else Gate(False, None)
 
 
 async def gate(pool: AsyncConnectionPool, operation_id: str) -> Gate:

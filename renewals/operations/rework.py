@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from renewals.errors import OperationNotFound, RenewalTaken
 from renewals.model import (
@@ -15,7 +16,7 @@ from renewals.model import (
     OperationStatus,
 )
 from renewals.operations.create import log_event
-from renewals.operations.reads import TERMINAL_SQL, Conn
+from renewals.operations.reads import GATE_SQL, TERMINAL_SQL, Conn, Gate, gate_of
 
 # -- cancel ----------------------------------------------------------------------------------
 _FLAG_CANCEL = """
@@ -149,3 +150,42 @@ async def restore(
         return False
     await log_event(conn, operation_id, "relaunch.failed", detail)
     return True
+
+
+_RERUN = """
+WITH moved AS (
+    UPDATE operations SET status = 'doing', workflow_id = %(workflow_id)s, run_id = %(run_id)s,
+           error_code = NULL, error_message = NULL, finished_at = NULL, updated_at = now()
+    WHERE operation_id = %(operation_id)s AND status = 'failed'
+    RETURNING operation_id)
+INSERT INTO operation_events (operation_id, event, detail)
+SELECT operation_id, 'workflow.rerun', %(detail)s FROM moved
+"""
+
+
+async def rerun(
+    pool: AsyncConnectionPool, operation_id: str, workflow_id: str, run_id: str
+) -> Gate:
+    """A run working on a `failed` row is a Temporal reset's (a relaunch reopens the row before
+    its run starts): the row goes back to work as a relaunch puts it, its key taken back
+    (`doing` under this run, event `workflow.rerun`), so no other operation claims the key
+    while the run renews. When another operation has the renewal now, the row stays failed and
+    the gate names it: the run ends superseded. Returns the gate, read after the move."""
+    async with pool.connection() as conn, conn.transaction():
+        try:
+            await _may_reopen(conn, operation_id)
+        except RenewalTaken as exc:
+            cur = await conn.execute(GATE_SQL, {"operation_id": operation_id})
+            read = gate_of(await cur.fetchone())
+            return Gate(read.cancel_requested, exc.owner, read.status)
+        await conn.execute(
+            _RERUN,
+            {
+                "operation_id": operation_id,
+                "workflow_id": workflow_id,
+                "run_id": run_id,
+                "detail": Jsonb({"run_id": run_id}),
+            },
+        )
+        cur = await conn.execute(GATE_SQL, {"operation_id": operation_id})
+        return gate_of(await cur.fetchone())

@@ -82,18 +82,24 @@ async def test_final_statuses_stay_final_whoever_writes(h: Harness) -> None:
 
 
 async def test_a_late_run_end_cannot_undo_a_done_renewal(h: Harness) -> None:
-    """A reset run's or late activity's `failed` on a done row is refused; its `done` is not."""
+    """A reset run's or late activity's `failed` on a done row is refused; its `done` passes
+    when it repeats the outcome, and is refused when it would rewrite it."""
     request = h.request("late.fr", EXPIRY)
     await temporal_op(h, request)
     op = request.operation_id
-    await set_status(h, op, "done")
+    await sql(h, "UPDATE operations SET status = 'done', step = 'record',"
+                 " new_expiry = '2030-01-01' WHERE operation_id = %s", op)  # fmt: skip
     end = operations.RunEnd(op, OperationStatus.FAILED, request.idempotency_key, "run-2",
                             error_code="RegistryUnavailable")  # fmt: skip
     await operations.record_run(h.pool, end)
     assert (await h.row(op))["status"] == "done"
-    await operations.record_run(h.pool, dataclasses.replace(end, status=OperationStatus.DONE,
-                                                            new_expiry="2030-01-01"))  # fmt: skip
-    assert (await h.row(op))["new_expiry"] == dt.date(2030, 1, 1)
+    again = dataclasses.replace(end, status=OperationStatus.DONE, error_code=None)
+    await operations.record_run(h.pool, dataclasses.replace(again, new_expiry="2030-01-01"))
+    assert (await h.row(op))["run_id"] == "run-2"  # the same outcome, recorded again
+    await operations.record_run(h.pool, dataclasses.replace(again, new_expiry="2031-01-01",
+                                                            run_id="run-3"))  # fmt: skip
+    row = await h.row(op)
+    assert (row["new_expiry"], row["run_id"]) == (dt.date(2030, 1, 1), "run-2")
 
 
 async def test_failed_goes_back_to_work_only_through_requeue_or_relaunch(h: Harness) -> None:
@@ -192,10 +198,31 @@ async def test_an_operation_cannot_go_back_to_work_once_another_has_it(h: Harnes
 
 
 # -- the reconciler, past the guards -----------------------------------------------------------
+# Rows that ended without their renewal but kept a charge, forced in: (status, error_code,
+# whether refund_missing must name it). A transient failure may still be relaunched: not yet.
+KEPT_CHARGES = {
+    "superseded.fr": ("superseded", None, True),
+    "elsewhere.fr": ("failed", "RenewedElsewhere", True),
+    "refused.fr": ("failed", "policy_refused", True),
+    "cancelled.fr": ("cancelled", None, True),
+    "waiting.fr": ("failed", "RegistryUnavailable", False),
+}
+
+
+async def charge(conn: Any, request: RenewalRequest, operation_id: str, charge_key: str) -> None:
+    await conn.execute(
+        "INSERT INTO billing_ledger (charge_key, kind, idempotency_key, operation_id,"
+        " customer_id, amount_cents, currency) VALUES (%s, 'charge', %s, %s, 'c', 1099, 'EUR')",
+        (charge_key, request.idempotency_key, operation_id),
+    )
+
+
 async def test_forced_data_is_still_found(h: Harness) -> None:
     """Written with the triggers off (a bulk load, a hand fix): both engines done and charged for
-    one key, renewed twice, and a done row forced to failed are all found."""
+    one key, renewed twice, a done row forced to failed, and rows that ended without their
+    renewal (superseded, refused, renewed elsewhere, cancelled) but kept a charge are found."""
     both, forced = h.request("both.fr", EXPIRY), h.request("forced.fr", EXPIRY)
+    kept = {d: h.request(d, EXPIRY) for d in KEPT_CHARGES}
     h.seed("fr", "both.fr", "forced.fr", expiry=EXPIRY)
     async with h.pool.connection() as conn, conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
@@ -206,13 +233,15 @@ async def test_forced_data_is_still_found(h: Harness) -> None:
         await conn.execute("UPDATE operations SET status = 'done', step = 'record'"
                            " WHERE domain = 'both.fr'")  # fmt: skip
         await conn.execute("UPDATE operations SET status = 'failed' WHERE domain = 'forced.fr'")
-        for op, key in ((both.operation_id, both.idempotency_key), ("op-legacy", "legacy:x")):
-            await conn.execute(
-                "INSERT INTO billing_ledger (charge_key, kind, idempotency_key, operation_id,"
-                " customer_id, amount_cents, currency) VALUES (%s, 'charge', %s, %s, 'c', 1099,"
-                " 'EUR')",
-                (key, both.idempotency_key, op),
-            )
+        await charge(conn, both, both.operation_id, both.idempotency_key)
+        await charge(conn, both, "op-legacy", "legacy:x")
+        for domain, (status, code, _) in KEPT_CHARGES.items():
+            r = kept[domain]
+            await operations.insert(conn, r, Engine.TEMPORAL)
+            await conn.execute("UPDATE operations SET status = %s, error_code = %s,"
+                               " step = 'renew' WHERE operation_id = %s",
+                               (status, code, r.operation_id))  # fmt: skip
+            await charge(conn, r, r.operation_id, r.idempotency_key)
     for client_tx in ("legacy-1", "legacy-2"):
         await h.registry.renew("both.fr", EXPIRY, 1, client_tx_id=client_tx)
         h.admin.seed_domains("fr", [{"domain": "both.fr", "expiry": EXPIRY}])
@@ -225,3 +254,5 @@ async def test_forced_data_is_still_found(h: Harness) -> None:
     assert ("double_charge", both.idempotency_key) in found
     assert ("double_renewal", both.idempotency_key) in found
     assert ("unrecorded_renewal", forced.idempotency_key) in found
+    missing = {f.idempotency_key for f in summary.details if f.kind.value == "refund_missing"}
+    assert missing == {kept[d].idempotency_key for d, (*_, due) in KEPT_CHARGES.items() if due}

@@ -141,8 +141,12 @@ async def test_duplicates_on_strict_registry_renew_once(h: Harness, receiver: Re
     )
     await drain_legacy(h)
     summary = await reconciler(h, receiver).run(window())
-    assert summary.findings == {"double_charge": 3, "duplicate_operation": 3}
+    # the refused twin kept its charge: double for the key, and a refund missing for that twin
+    assert summary.findings == {"double_charge": 3, "duplicate_operation": 3, "refund_missing": 3}
     assert {f.idempotency_key for f in summary.details} == set(batch.duplicated_keys)
+    refused = {f.operation_ids for f in summary.details if f.kind.value == "refund_missing"}
+    failed = await h.query("SELECT operation_id FROM operations WHERE status = 'failed'")
+    assert refused == {(r["operation_id"],) for r in failed}
     assert len(h.admin.ledger("fr")) == 6  # renewed once each
 
 

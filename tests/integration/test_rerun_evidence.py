@@ -27,12 +27,7 @@ EXPIRY = TODAY + dt.timedelta(days=20)
 
 
 async def net_charges(h: Harness, key: str) -> int:
-    rows = await h.query(
-        "SELECT count(*) FILTER (WHERE kind = 'charge') - count(*) FILTER (WHERE kind = 'refund')"
-        " AS n FROM billing_ledger WHERE idempotency_key = %s",
-        key,
-    )
-    return int(rows[0]["n"])
+    return await h.net_charges(key)
 
 
 async def start(h: Harness, request: RenewalRequest) -> str:
