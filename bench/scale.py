@@ -252,10 +252,8 @@ Peak memory of each process group (PSS, MB; PostgreSQL with its backends):
 |---|{"---|" * len(names)}
 {memory}
 
-Findings of each size's reconcile: {findings}. Expected, all on the legacy engine: the
-batch's twins are each a `duplicate_operation`, and a twin that charged before the registry
-refused its renew (the other had renewed) keeps its charge, a `double_charge`, as the legacy
-system does (DESIGN §3); the Temporal side has none.
+Findings of each size's reconcile: {findings}. Expected: the batch's twins, superseded at
+birth (one renewal, one operation), are each a `duplicate_operation`; nothing else.
 
 {chart}
 """

@@ -54,9 +54,13 @@ async def create_batch(
     *,
     duplicate_share: float = 0.0,
     seed: int | None = None,
+    around_guards: bool = False,
 ) -> BatchResult:
     """Insert one legacy operation per request, and a second one for `duplicate_share` of them,
-    in one transaction (pipelined)."""
+    in one transaction (pipelined). The registrar's database supersedes a second row of a key
+    at birth (it never runs); `around_guards` writes with its triggers off, as a bulk load or a
+    hand fix would (a superuser's session_replication_role = replica): both rows then run, as
+    the legacy system's twins always did, for the reconciler to find."""
     if not 0.0 <= duplicate_share <= 1.0:
         raise InvalidInput("duplicate_share", f"must be between 0 and 1, got {duplicate_share}")
     rng = random.Random(seed)
@@ -71,6 +75,8 @@ async def create_batch(
             rows.append(dataclasses.replace(request, operation_id=new_operation_id()))
             keys.append(request.idempotency_key)
     async with pool.connection() as conn, conn.transaction():
+        if around_guards:
+            await conn.execute("SET LOCAL session_replication_role = replica")
         cur = conn.cursor()
         await cur.executemany(
             _INSERT,

@@ -353,8 +353,12 @@ async def test_renew_timed_out_after_commit_is_retried_blindly_and_refused(
 async def _duplicated_batch(legacy: Legacy, tld: str, n: int) -> dict[str, list[dict[str, Any]]]:
     domains = [f"twin{i}.{tld}" for i in range(n)]
     legacy.seed(tld, *domains)
-    result = await create_batch(
-        legacy.pool, [legacy.request(d) for d in domains], duplicate_share=1.0, seed=7
+    result = await create_batch(  # written around the database's guards: both twins run
+        legacy.pool,
+        [legacy.request(d) for d in domains],
+        duplicate_share=1.0,
+        seed=7,
+        around_guards=True,
     )
     assert result.created == 2 * n and len(result.duplicated_keys) == n
     await legacy.drain(robots=2)
@@ -401,6 +405,34 @@ async def test_batch_duplicates_lenient_registry_renews_and_charges_twice(legacy
             "SELECT kind, amount_cents FROM billing_ledger WHERE idempotency_key = %s", key
         )
         assert [(c["kind"], c["amount_cents"]) for c in charges] == [("charge", PRICE["info"])] * 2
+
+
+async def test_batch_twins_are_superseded_at_birth_and_renew_once(legacy: Legacy) -> None:
+    """Lenient registry, the batch writing every key twice through the database's guards: the
+    second row of each key is superseded at birth (pointing to the first) and never runs; each
+    domain is renewed once and charged once."""
+    legacy.admin.configure("info", strict=False)
+    domains = [f"guarded{i}.info" for i in range(4)]
+    legacy.seed("info", *domains)
+    result = await create_batch(
+        legacy.pool, [legacy.request(d) for d in domains], duplicate_share=1.0, seed=7
+    )
+    assert result.created == 8
+    await legacy.drain(robots=2)
+    rows = await legacy.query("SELECT * FROM operations ORDER BY idempotency_key, created_at")
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_key.setdefault(row["idempotency_key"], []).append(row)
+    for key, pair in by_key.items():
+        twin = next(r for r in pair if r["superseded_by"] is not None)
+        first = next(r for r in pair if r is not twin)
+        assert (first["status"], twin["status"]) == ("done", "superseded"), key
+        assert twin["superseded_by"] == first["operation_id"]
+        assert len(legacy.admin.ledger("info", domain=first["domain"])) == 1
+        charges = await legacy.query(
+            "SELECT kind FROM billing_ledger WHERE idempotency_key = %s", key
+        )
+        assert [c["kind"] for c in charges] == ["charge"]
 
 
 # -- 5. cancellation -----------------------------------------------------------------------------
@@ -609,10 +641,11 @@ async def test_autorenew_batch_command_creates_rows_with_duplicates(
     counts = await legacy.query(
         "SELECT count(*) AS n, count(DISTINCT idempotency_key) AS keys,"
         " count(*) FILTER (WHERE engine = 'legacy' AND origin = 'autorenew'"
-        "                  AND status = 'todo') AS legacy_todo"
+        "                  AND status = 'todo') AS legacy_todo,"
+        " count(*) FILTER (WHERE status = 'superseded') AS twins"
         " FROM operations"
     )
-    assert counts == [{"n": 15, "keys": 10, "legacy_todo": 15}]
+    assert counts == [{"n": 15, "keys": 10, "legacy_todo": 10, "twins": 5}]  # twins never run
     doubled = await legacy.query(
         "SELECT idempotency_key FROM operations GROUP BY idempotency_key HAVING count(*) = 2"
     )

@@ -118,7 +118,8 @@ async def test_failed_goes_back_to_work_only_through_requeue_or_relaunch(h: Harn
 
 # -- one renewal, one operation ----------------------------------------------------------------
 async def test_an_operation_of_the_other_engine_is_superseded_at_birth(h: Harness) -> None:
-    """The batch writing a key Temporal has: superseded, pointing to it; legacy twins stay."""
+    """The batch writing a key Temporal has: superseded, pointing to it; so is the batch's own
+    second row of a key (a legacy twin): one renewal, one operation, whatever made it."""
     taken = h.request("taken.fr", EXPIRY)
     await temporal_op(h, taken)
     twin_key = h.request("twin.com", EXPIRY)
@@ -133,9 +134,12 @@ async def test_an_operation_of_the_other_engine_is_superseded_at_birth(h: Harnes
     assert {rows[o]["status"] for o in batch_fr} == {"superseded"}
     assert {rows[o]["superseded_by"] for o in batch_fr} == {taken.operation_id}
     twins = [rows[o] for o in batch.operation_ids if rows[o]["domain"] == "twin.com"]
-    assert [t["status"] for t in twins] == ["todo", "todo"]  # legacy's own duplicate, reported
+    assert [t["status"] for t in twins] == ["todo", "superseded"]  # the twin never runs
+    assert twins[1]["superseded_by"] == twins[0]["operation_id"]
     events = await h.query("SELECT operation_id FROM operation_events WHERE event = 'superseded'")
-    assert sorted(e["operation_id"] for e in events) == sorted(batch_fr)
+    assert sorted(e["operation_id"] for e in events) == sorted(
+        [*batch_fr, twins[1]["operation_id"]]
+    )
     assert (await h.row(taken.operation_id))["status"] == "todo"
 
 

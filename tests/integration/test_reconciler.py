@@ -105,10 +105,11 @@ def requests_for(h: Harness, tld: str, n: int, prefix: str) -> list[RenewalReque
 
 
 async def test_autorenew_duplicates_on_lenient_registry(h: Harness, receiver: Receiver) -> None:
-    """Month-start duplicates on a lenient registry: duplicate, double renewal, double charge."""
+    """Month-start twins written around the guards (a bulk load), lenient registry: duplicate,
+    double renewal, double charge."""
     h.admin.configure("info", strict=False)
     batch = await create_batch(
-        h.pool, requests_for(h, "info", 10, "dup"), duplicate_share=0.3, seed=7
+        h.pool, requests_for(h, "info", 10, "dup"), duplicate_share=0.3, seed=7, around_guards=True
     )
     await drain_legacy(h)
     summary = await reconciler(h, receiver).run(window())
@@ -135,9 +136,10 @@ async def test_autorenew_duplicates_on_lenient_registry(h: Harness, receiver: Re
 
 
 async def test_duplicates_on_strict_registry_renew_once(h: Harness, receiver: Receiver) -> None:
-    """Strict registry: the twin's renew is refused, but legacy had charged it already."""
+    """Twins written around the guards, strict registry: the twin's renew is refused, but
+    legacy had charged it already."""
     batch = await create_batch(
-        h.pool, requests_for(h, "fr", 6, "strict"), duplicate_share=0.5, seed=3
+        h.pool, requests_for(h, "fr", 6, "strict"), duplicate_share=0.5, seed=3, around_guards=True
     )
     await drain_legacy(h)
     summary = await reconciler(h, receiver).run(window())
@@ -341,7 +343,7 @@ async def test_duplicates_command_is_a_sweep_and_leaves_the_full_run_latest(
     """`dualrun duplicates` finds the duplicates, is recorded as a sweep, and the report still
     reads the latest full reconciliation (a sweep checks duplicates only)."""
     batch = await create_batch(
-        h.pool, requests_for(h, "fr", 6, "sweep"), duplicate_share=0.5, seed=3
+        h.pool, requests_for(h, "fr", 6, "sweep"), duplicate_share=0.5, seed=3, around_guards=True
     )
     full = await reconciler(h, receiver).run(window())
     env = {**worker_env(h.settings), "DUALRUN_WEBHOOK_URL": receiver.url}
