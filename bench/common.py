@@ -73,6 +73,29 @@ def machine_busy_s() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds so far of the parts a bench drives: this process (client, worker and the
+    in-process simulator), the Temporal dev server, and PostgreSQL (every backend, with those
+    that have exited counted in the postmaster's children's time)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"bench process": sum(os.times()[:2]), "Temporal dev server": 0.0, "PostgreSQL": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        own = (int(fields[11]) + int(fields[12])) / tick
+        children = (int(fields[13]) + int(fields[14])) / tick
+        if b"start-dev" in cmdline:
+            out["Temporal dev server"] += own + children
+        elif comm == "postgres":
+            out["PostgreSQL"] += own + (children if fields[1] == "1" else 0.0)
+    return out
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
