@@ -16,22 +16,22 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from reconciler.checks import CheckContext, _rows, _tld
+from reconciler.checks import CheckContext, _details, _tld, keys_of
 from reconciler.model import Finding, Kind
 
+_TWICE = """
+SELECT idempotency_key FROM operations
+WHERE created_at >= %(lookback)s AND created_at < %(until)s
+GROUP BY idempotency_key
+HAVING count(*) > 1 AND max(created_at) >= %(since)s
+UNION  -- and a key of older operations one of which finished in the window (a late touch)
+SELECT o.idempotency_key FROM operations o
+WHERE o.finished_at >= %(since)s AND o.finished_at < %(until)s AND o.created_at < %(since)s
+  AND o.created_at >= %(lookback)s
+  AND EXISTS (SELECT 1 FROM operations x
+              WHERE x.idempotency_key = o.idempotency_key AND x.operation_id <> o.operation_id)
+"""
 _KEYED = """
-WITH dup AS MATERIALIZED (  -- computed once, then joined back on the key index
-    SELECT idempotency_key FROM operations
-    WHERE created_at >= %(lookback)s AND created_at < %(until)s
-    GROUP BY idempotency_key
-    HAVING count(*) > 1 AND max(created_at) >= %(since)s
-    UNION  -- and a key of older operations one of which finished in the window (a late touch)
-    SELECT o.idempotency_key FROM operations o
-    WHERE o.finished_at >= %(since)s AND o.finished_at < %(until)s AND o.created_at < %(since)s
-      AND o.created_at >= %(lookback)s
-      AND EXISTS (SELECT 1 FROM operations x
-                  WHERE x.idempotency_key = o.idempotency_key
-                    AND x.operation_id <> o.operation_id))
 SELECT o.idempotency_key, o.domain, o.operation_id, o.engine, o.origin, o.status, o.created_at,
        greatest(o.created_at, o.finished_at) AS last_at,
        o.years, o.customer_id,
@@ -42,7 +42,7 @@ SELECT o.idempotency_key, o.domain, o.operation_id, o.engine, o.origin, o.status
              OR EXISTS (SELECT 1 FROM billing_ledger b
                         WHERE b.operation_id = o.operation_id AND b.kind = 'charge')))
            AS touched
-FROM operations o JOIN dup USING (idempotency_key)
+FROM operations o WHERE o.idempotency_key = ANY(%(keys)s)
 ORDER BY o.idempotency_key, o.created_at, o.operation_id
 """
 
@@ -97,7 +97,7 @@ def _cross_engine(key: str, ops: list[dict[str, Any]], since: dt.datetime) -> Fi
 
 async def duplicate_keys(conn: AsyncConnection[Any], ctx: CheckContext) -> list[Finding]:
     found: list[Finding] = []
-    rows = await _rows(conn, _KEYED, ctx)
+    rows = await _details(conn, _KEYED, ctx, await keys_of(conn, _TWICE, ctx))
     for key, group in groupby(rows, key=lambda r: str(r["idempotency_key"])):
         ops = list(group)
         found.append(_duplicate(key, ops))

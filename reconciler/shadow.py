@@ -45,7 +45,16 @@ SELECT o.idempotency_key, o.tld, o.domain, o.created_at, o.operation_id, o.statu
            SELECT 1 FROM operation_events e
            WHERE e.operation_id = o.operation_id AND e.event = 'error' AND e.step = 'renew'
              AND e.detail->>'code' = 'registry_timeout') AS renew_timed_out
-FROM operations o
+FROM (  -- the window's shadowed keys, from the small side: decisions, plans, plan runs
+    SELECT idempotency_key FROM routing_decisions
+    WHERE mode = 'shadow' AND decided_at >= %(since)s AND decided_at < %(until)s
+    UNION
+    SELECT idempotency_key FROM shadow_plans WHERE plan = 'a' AND planned_at >= %(since)s
+    UNION
+    SELECT substr(workflow_id, 8) FROM recon_wf_states
+    WHERE run_id = %(run_id)s AND workflow_id LIKE 'shadow:%%'
+      AND workflow_id NOT LIKE 'shadow:b:%%') AS k
+JOIN operations o ON o.idempotency_key = k.idempotency_key
 LEFT JOIN routing_decisions d ON d.operation_id = o.operation_id AND d.mode = 'shadow'
 LEFT JOIN shadow_plans p ON p.idempotency_key = o.idempotency_key AND p.plan = 'a'
 LEFT JOIN recon_wf_states s ON s.run_id = %(run_id)s

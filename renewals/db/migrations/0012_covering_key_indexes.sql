@@ -14,3 +14,8 @@ DROP INDEX billing_ledger_idempotency_key_idx;
 -- superseded, failed): a few of a window's, found without a scan of all of it.
 CREATE INDEX operations_ended_unrenewed_idx ON operations (created_at)
     WHERE status IN ('cancelled', 'superseded', 'failed');
+-- The shadow comparisons start from the window's shadowed keys: the router's shadow
+-- decisions and the plans, each by time, instead of every legacy operation of the window.
+CREATE INDEX routing_decisions_shadow_idx ON routing_decisions (decided_at)
+    WHERE mode = 'shadow';
+CREATE INDEX shadow_plans_planned_idx ON shadow_plans (planned_at);
