@@ -10,35 +10,11 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from renewals.domains import DEFAULT_TLDS
+from renewals.env import EnvReader, Secret
 from renewals.errors import ConfigError
 from renewals.queues import DEFAULT_TASK_QUEUE
-
-
-class Secret:
-    """A value that must never be printed: its repr and str are masked."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
 
 DEFAULT_RATE_LIMITS: Mapping[str, float] = {
     "com": 50.0,
@@ -178,7 +154,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = dict(os.environ if env is None else env)
-        return _Reader(e).settings()
+        return _read(EnvReader(e))
 
 
 def _defaults() -> dict[str, Any]:
@@ -186,199 +162,82 @@ def _defaults() -> dict[str, Any]:
     return {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def get(self, *names: str) -> str | None:
-        for name in names:
-            value = self.env.get(name)
-            if value is not None and value.strip() != "":
-                return value.strip()
-        return None
-
-    def secret(self, *names: str) -> Secret | None:
-        value = self.get(*names)
-        return None if value is None else Secret(value)
-
-    def integer(self, name: str, default: int, low: int = 1, high: int = 65535) -> int:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(name, f"must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(name, f"must be between {low} and {high}, got {value}")
-        return value
-
-    def number(self, name: str, default: float) -> float:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(name, f"must be a number, got {raw!r}") from None
-        if value <= 0:
-            raise ConfigError(name, f"must be positive, got {value}")
-        return value
-
-    def fraction(self, name: str, default: float) -> float:
-        """A share between 0 and 1 (`0.02`, or a percentage `2%`)."""
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-        except ValueError:
-            raise ConfigError(name, f"must be a share between 0 and 1, got {raw!r}") from None
-        if not 0 <= value <= 1:
-            raise ConfigError(name, f"must be between 0 and 1 (or 0% and 100%), got {raw!r}")
-        return value
-
-    def maybe_integer(self, name: str, low: int, high: int) -> int | None:
-        return None if self.get(name) is None else self.integer(name, low, low, high)
-
-    def percent(self, name: str) -> float | None:
-        raw = self.get(name)
-        if raw is None:
-            return None
-        try:
-            value = float(raw.rstrip("%"))
-        except ValueError:
-            raise ConfigError(name, f"must be a percentage, got {raw!r}") from None
-        if not 0 <= value <= 100:
-            raise ConfigError(name, f"must be between 0 and 100, got {value}")
-        return value
-
-    def http_url(self, name: str) -> str | None:
-        """An http(s) base URL, without its trailing slash."""
-        raw = self.get(name)
-        if raw is None:
-            return None
-        parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(name, f"must be an http:// or https:// URL, got {raw[:80]!r}")
-        return raw.rstrip("/")
-
-    def boolean(self, *names: str) -> bool:
-        raw = self.get(*names)
-        if raw is None:
-            return False
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(names[0], f"must be true or false, got {raw!r}")
-
-    def mapping(self, name: str) -> dict[str, str]:
-        """`fr=40,info=20` → {"fr": "40", "info": "20"}."""
-        raw = self.get(name)
-        if raw is None:
-            return {}
-        out: dict[str, str] = {}
-        for item in raw.split(","):
-            if not item.strip():
-                continue
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise ConfigError(name, f"entries must look like tld=value, got {item.strip()!r}")
-            out[key.strip().lower().lstrip(".")] = value.strip()
-        return out
-
-    def numbers(self, name: str) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for key, raw in self.mapping(name).items():
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigError(name, f"{key}: must be a number, got {raw!r}") from None
-            if value <= 0:
-                raise ConfigError(name, f"{key}: must be positive, got {value}")
-            out[key] = value
-        return out
-
-    def settings(self) -> Settings:
-        d = _defaults()
-        state_dir = Path(self.get("DUALRUN_STATE_DIR") or ".dualrun").expanduser().resolve()
-        tlds_raw = self.get("DUALRUN_TLDS")
-        tlds = (
-            frozenset(t.strip().lower().lstrip(".") for t in tlds_raw.split(",") if t.strip())
-            if tlds_raw
-            else DEFAULT_TLDS
+def _read(r: EnvReader) -> Settings:
+    """Each setting from its variable (or its Temporal-standard alias); unset: the default."""
+    d = _defaults()
+    state_dir = Path(r.get("DUALRUN_STATE_DIR") or ".dualrun").expanduser().resolve()
+    tlds_raw = r.get("DUALRUN_TLDS")
+    tlds = (
+        frozenset(t.strip().lower().lstrip(".") for t in tlds_raw.split(",") if t.strip())
+        if tlds_raw
+        else DEFAULT_TLDS
+    )
+    if not tlds:
+        raise ConfigError("DUALRUN_TLDS", "names no TLD")
+    rate_limits = dict(DEFAULT_RATE_LIMITS)
+    rate_limits.update(r.numbers("DUALRUN_REGISTRY_RATE_LIMITS"))
+    concurrency = {k: max(1, int(v)) for k, v in r.numbers("DUALRUN_REGISTRY_CONCURRENCY").items()}
+    log_format = (r.get("DUALRUN_LOG_FORMAT") or d["log_format"]).lower()
+    if log_format not in ("auto", "json", "console"):
+        raise ConfigError(
+            "DUALRUN_LOG_FORMAT", f"must be auto, json or console, got {log_format!r}"
         )
-        if not tlds:
-            raise ConfigError("DUALRUN_TLDS", "names no TLD")
-        rate_limits = dict(DEFAULT_RATE_LIMITS)
-        rate_limits.update(self.numbers("DUALRUN_REGISTRY_RATE_LIMITS"))
-        concurrency = {
-            k: max(1, int(v)) for k, v in self.numbers("DUALRUN_REGISTRY_CONCURRENCY").items()
-        }
-        log_format = (self.get("DUALRUN_LOG_FORMAT") or d["log_format"]).lower()
-        if log_format not in ("auto", "json", "console"):
-            raise ConfigError(
-                "DUALRUN_LOG_FORMAT", f"must be auto, json or console, got {log_format!r}"
-            )
-        cert = self.get("TEMPORAL_TLS_CLIENT_CERT_PATH")
-        key = self.get("TEMPORAL_TLS_CLIENT_KEY_PATH")
-        bootstrap = self.get("DUALRUN_FLAGS_BOOTSTRAP")
-        report_dir = self.get("DUALRUN_REPORT_DIR")
-        api_token = self.secret("DUALRUN_API_TOKEN")
-        api_read_token = self.secret("DUALRUN_API_READ_TOKEN")
-        if api_token is not None and api_token == api_read_token:
-            raise ConfigError(
-                "DUALRUN_API_READ_TOKEN", "must differ from DUALRUN_API_TOKEN (the write token)"
-            )
-        return Settings(
-            state_dir=state_dir,
-            database_url=self.secret("DUALRUN_DATABASE_URL"),
-            pg_port=self.integer("DUALRUN_PG_PORT", d["pg_port"]),
-            temporal_address=self.get("DUALRUN_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"),
-            temporal_namespace=self.get("DUALRUN_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
-            or d["temporal_namespace"],
-            temporal_tls=self.boolean("DUALRUN_TEMPORAL_TLS", "TEMPORAL_TLS") or bool(cert),
-            temporal_api_key=self.secret("DUALRUN_TEMPORAL_API_KEY", "TEMPORAL_API_KEY"),
-            temporal_tls_cert=Path(cert) if cert else None,
-            temporal_tls_key=Path(key) if key else None,
-            temporal_port=self.integer("DUALRUN_TEMPORAL_PORT", d["temporal_port"]),
-            temporal_ui_port=self.integer("DUALRUN_TEMPORAL_UI_PORT", d["temporal_ui_port"]),
-            temporal_ui_base=self.http_url("DUALRUN_TEMPORAL_UI_URL"),
-            task_queue=self.get("DUALRUN_TASK_QUEUE") or d["task_queue"],
-            unleash_url=self.get("DUALRUN_UNLEASH_URL"),
-            unleash_client_token=self.secret("DUALRUN_UNLEASH_CLIENT_TOKEN"),
-            unleash_admin_token=self.secret("DUALRUN_UNLEASH_ADMIN_TOKEN"),
-            unleash_app_name=self.get("DUALRUN_UNLEASH_APP_NAME") or d["unleash_app_name"],
-            unleash_flag=self.get("DUALRUN_UNLEASH_FLAG") or d["unleash_flag"],
-            unleash_environment=self.get("DUALRUN_UNLEASH_ENVIRONMENT") or d["unleash_environment"],
-            unleash_refresh_s=self.integer(
-                "DUALRUN_UNLEASH_REFRESH", d["unleash_refresh_s"], 1, 3600
-            ),
-            unleash_port=self.integer("DUALRUN_UNLEASH_PORT", d["unleash_port"]),
-            flags_bootstrap=Path(bootstrap).expanduser().resolve() if bootstrap else None,
-            registry_url=self.get("DUALRUN_REGISTRY_URL"),
-            registry_urls=self.mapping("DUALRUN_REGISTRY_URLS"),
-            registry_sim_port=self.integer("DUALRUN_REGISTRY_SIM_PORT", d["registry_sim_port"]),
-            registry_rate_limits=rate_limits,
-            registry_concurrency=concurrency,
-            registry_timeout_s=self.number("DUALRUN_REGISTRY_TIMEOUT", d["registry_timeout_s"]),
-            activity_timeout_s=self.number("DUALRUN_ACTIVITY_TIMEOUT", d["activity_timeout_s"]),
-            registry_max_attempts=self.integer(
-                "DUALRUN_REGISTRY_MAX_ATTEMPTS", d["registry_max_attempts"], 0, 1000
-            ),
-            webhook_url=self.secret("DUALRUN_WEBHOOK_URL"),
-            api_token=api_token,
-            api_read_token=api_read_token,
-            metrics_require_token=self.boolean("DUALRUN_METRICS_REQUIRE_TOKEN"),
-            tlds=tlds,
-            log_level=(self.get("DUALRUN_LOG_LEVEL") or d["log_level"]).lower(),
-            log_format=log_format,
-            report_dir=Path(report_dir).expanduser().resolve() if report_dir else None,
-            report_min_shadow_match=self.percent("DUALRUN_REPORT_MIN_SHADOW_MATCH"),
-            report_min_success_rate=self.percent("DUALRUN_REPORT_MIN_SUCCESS_RATE"),
-            report_min_volume=self.maybe_integer("DUALRUN_REPORT_MIN_VOLUME", 0, 10**9),
-            report_runs=self.maybe_integer("DUALRUN_REPORT_RUNS", 1, 366),
-            report_min_aa_pairs=self.maybe_integer("DUALRUN_REPORT_MIN_AA_PAIRS", 1, 10**9),
-            shadow_aa_share=self.fraction("DUALRUN_SHADOW_AA_SHARE", d["shadow_aa_share"]),
+    cert = r.get("TEMPORAL_TLS_CLIENT_CERT_PATH")
+    key = r.get("TEMPORAL_TLS_CLIENT_KEY_PATH")
+    bootstrap = r.get("DUALRUN_FLAGS_BOOTSTRAP")
+    report_dir = r.get("DUALRUN_REPORT_DIR")
+    api_token = r.secret("DUALRUN_API_TOKEN")
+    api_read_token = r.secret("DUALRUN_API_READ_TOKEN")
+    if api_token is not None and api_token == api_read_token:
+        raise ConfigError(
+            "DUALRUN_API_READ_TOKEN", "must differ from DUALRUN_API_TOKEN (the write token)"
         )
+    return Settings(
+        state_dir=state_dir,
+        database_url=r.secret("DUALRUN_DATABASE_URL"),
+        pg_port=r.integer("DUALRUN_PG_PORT", d["pg_port"]),
+        temporal_address=r.get("DUALRUN_TEMPORAL_ADDRESS", "TEMPORAL_ADDRESS"),
+        temporal_namespace=r.get("DUALRUN_TEMPORAL_NAMESPACE", "TEMPORAL_NAMESPACE")
+        or d["temporal_namespace"],
+        temporal_tls=r.boolean("DUALRUN_TEMPORAL_TLS", "TEMPORAL_TLS") or bool(cert),
+        temporal_api_key=r.secret("DUALRUN_TEMPORAL_API_KEY", "TEMPORAL_API_KEY"),
+        temporal_tls_cert=Path(cert) if cert else None,
+        temporal_tls_key=Path(key) if key else None,
+        temporal_port=r.integer("DUALRUN_TEMPORAL_PORT", d["temporal_port"]),
+        temporal_ui_port=r.integer("DUALRUN_TEMPORAL_UI_PORT", d["temporal_ui_port"]),
+        temporal_ui_base=r.http_url("DUALRUN_TEMPORAL_UI_URL"),
+        task_queue=r.get("DUALRUN_TASK_QUEUE") or d["task_queue"],
+        unleash_url=r.get("DUALRUN_UNLEASH_URL"),
+        unleash_client_token=r.secret("DUALRUN_UNLEASH_CLIENT_TOKEN"),
+        unleash_admin_token=r.secret("DUALRUN_UNLEASH_ADMIN_TOKEN"),
+        unleash_app_name=r.get("DUALRUN_UNLEASH_APP_NAME") or d["unleash_app_name"],
+        unleash_flag=r.get("DUALRUN_UNLEASH_FLAG") or d["unleash_flag"],
+        unleash_environment=r.get("DUALRUN_UNLEASH_ENVIRONMENT") or d["unleash_environment"],
+        unleash_refresh_s=r.integer("DUALRUN_UNLEASH_REFRESH", d["unleash_refresh_s"], 1, 3600),
+        unleash_port=r.integer("DUALRUN_UNLEASH_PORT", d["unleash_port"]),
+        flags_bootstrap=Path(bootstrap).expanduser().resolve() if bootstrap else None,
+        registry_url=r.get("DUALRUN_REGISTRY_URL"),
+        registry_urls=r.mapping("DUALRUN_REGISTRY_URLS"),
+        registry_sim_port=r.integer("DUALRUN_REGISTRY_SIM_PORT", d["registry_sim_port"]),
+        registry_rate_limits=rate_limits,
+        registry_concurrency=concurrency,
+        registry_timeout_s=r.number("DUALRUN_REGISTRY_TIMEOUT", d["registry_timeout_s"]),
+        activity_timeout_s=r.number("DUALRUN_ACTIVITY_TIMEOUT", d["activity_timeout_s"]),
+        registry_max_attempts=r.integer(
+            "DUALRUN_REGISTRY_MAX_ATTEMPTS", d["registry_max_attempts"], 0, 1000
+        ),
+        webhook_url=r.secret("DUALRUN_WEBHOOK_URL"),
+        api_token=api_token,
+        api_read_token=api_read_token,
+        metrics_require_token=r.boolean("DUALRUN_METRICS_REQUIRE_TOKEN"),
+        tlds=tlds,
+        log_level=(r.get("DUALRUN_LOG_LEVEL") or d["log_level"]).lower(),
+        log_format=log_format,
+        report_dir=Path(report_dir).expanduser().resolve() if report_dir else None,
+        report_min_shadow_match=r.percent("DUALRUN_REPORT_MIN_SHADOW_MATCH"),
+        report_min_success_rate=r.percent("DUALRUN_REPORT_MIN_SUCCESS_RATE"),
+        report_min_volume=r.maybe_integer("DUALRUN_REPORT_MIN_VOLUME", 0, 10**9),
+        report_runs=r.maybe_integer("DUALRUN_REPORT_RUNS", 1, 366),
+        report_min_aa_pairs=r.maybe_integer("DUALRUN_REPORT_MIN_AA_PAIRS", 1, 10**9),
+        shadow_aa_share=r.fraction("DUALRUN_SHADOW_AA_SHARE", d["shadow_aa_share"]),
+    )

@@ -20,7 +20,8 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dualrun.api.errors import ApiError, documented
-from renewals.settings import Secret, Settings
+from renewals.env import Secret
+from renewals.settings import Settings
 
 log = structlog.get_logger(__name__)
 READ_SCHEME = "readToken"

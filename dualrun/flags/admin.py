@@ -22,9 +22,9 @@ from dualrun.flags.model import (
     parse_state,
     strategy_body,
 )
+from renewals.env import Secret
 from renewals.errors import DualrunError
 from renewals.logs import redact_text
-from renewals.settings import Secret
 
 log = structlog.get_logger(__name__)
 

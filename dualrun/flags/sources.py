@@ -21,7 +21,7 @@ from UnleashClient.utils import InstanceAllowType
 
 from dualrun.flags.model import FlagSourceKind, FlagState, parse_state
 from dualrun.flags.port import FlagView
-from renewals.settings import Secret
+from renewals.env import Secret
 
 log = structlog.get_logger(__name__)
 

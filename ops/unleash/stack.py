@@ -38,7 +38,8 @@ from ops.unleash.server import (
     drop_database,
     new_tokens,
 )
-from renewals.settings import Secret, Settings
+from renewals.env import Secret
+from renewals.settings import Settings
 
 DATABASE = "dualrun_unleash"
 LOGIN = "admin / unleash4all"  # Unleash's default admin user (open-source authentication)

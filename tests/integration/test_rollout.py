@@ -16,7 +16,7 @@ import structlog
 
 from dualrun.flags.local import SEED, LocalFlags
 from renewals.billing import BillingLedger
-from renewals.settings import Secret
+from renewals.env import Secret
 from tests.harness import TODAY, Cli, Harness, cli_runner, worker_env
 from tests.integration.api_support import client
 from tests.integration.test_reconciler import Receiver

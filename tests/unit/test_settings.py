@@ -13,8 +13,9 @@ import structlog
 import uvicorn.config
 
 from renewals import logs
+from renewals.env import Secret
 from renewals.errors import ConfigError
-from renewals.settings import Secret, Settings
+from renewals.settings import Settings
 
 
 def test_nothing_configured_means_the_embedded_stack(tmp_path: Path) -> None:
