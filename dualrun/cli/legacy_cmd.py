@@ -12,6 +12,7 @@ from dualrun.cli.context import AppContext, emit, pass_app
 from dualrun.cli.options import metrics_options
 from dualrun.wiring import services, stop_on_signals
 from ops.legacy_engine.autorenew import BatchResult, create_batch, read_batch_file
+from ops.legacy_engine.pacing import Pacer
 from ops.legacy_engine.robots import RobotConfig, Robots
 from renewals.metrics import serve_metrics
 
@@ -42,6 +43,12 @@ _positive = click.FloatRange(min=0.01)
     help="Seconds before an operation in error is picked up again.",
 )
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option(
+    "--pace",
+    is_flag=True,
+    help="Never call a registry faster than its configured limit (DUALRUN_REGISTRY_RATE_LIMITS):"
+    " every robot waits its TLD's turn. Off: the robots retry each 429 blindly.",
+)
 @click.option("--drain", is_flag=True, help="Exit once no legacy work is left.")
 @click.option(
     "--stale-writes",
@@ -59,6 +66,7 @@ def legacy_engine(
     lease: float,
     retry_delay: float,
     max_attempts: int,
+    pace: bool,
     drain: bool,
     stale_writes: bool,
     as_json: bool,
@@ -80,7 +88,8 @@ def legacy_engine(
     async def run() -> dict[str, int]:
         stop = stop_on_signals()
         async with services(app.settings, pool_size=robots + 2) as s:
-            engine = Robots(s.pool, s.registry, s.billing, config)
+            pacer = Pacer(app.settings.rate_limit) if pace else None
+            engine = Robots(s.pool, s.registry, s.billing, config, pacer)
             return vars(await engine.run(stop))
 
     stats = asyncio.run(run())

@@ -35,6 +35,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from ops.legacy_engine.pacing import Pacer
 from ops.legacy_engine.steps import LeaseLost, StepFailed, classify
 from renewals.billing import BillingLedger, charges_of_operation
 from renewals.metrics import observe_renewal
@@ -107,11 +108,13 @@ class Robots:
         registry: RegistryClient,
         billing: BillingLedger,
         config: RobotConfig,
+        pacer: Pacer | None = None,
     ) -> None:
         self.pool = pool
         self.registry = registry
         self.billing = billing
         self.config = config
+        self.pacer = pacer
         self.stats = EngineStats()
 
     async def run(self, stop: asyncio.Event | None = None) -> EngineStats:
@@ -258,6 +261,13 @@ class Robots:
                 duration_s=round(time.monotonic() - started, 3),
             )
 
+    async def _pace(self, domain: str) -> None:
+        """Wait for the TLD's turn (with --pace). Always before a write that extends the lease,
+        never between it and the call: a robot whose wait outlived its lease finds it lost at
+        that write and lets go, instead of calling the registry for a row another robot has."""
+        if self.pacer is not None:
+            await self.pacer.turn(domain)
+
     async def _run_steps(self, row: dict[str, Any], owner: str) -> OperationStatus:
         op, domain, years = row["operation_id"], row["domain"], row["years"]
         taken_over_past_renew = row["previous_status"] == "doing" and row["step"] in _PAST_RENEW
@@ -265,12 +275,14 @@ class Robots:
             if await self._cancel_requested(op):
                 return await self._cancelled(row, owner)
             if row["price_cents"] is None:
+                await self._pace(domain)
                 await self._step(row, owner, "status")
                 info = await self.registry.status(domain)
                 if info.renew_prohibited:
                     raise StepFailed(
                         "renew_prohibited", f"{domain} is renew-prohibited", permanent=True
                     )
+                await self._pace(domain)
                 await self._step(row, owner, "price")
                 price = await self.registry.price(domain, years)
                 await self._step(
@@ -292,6 +304,7 @@ class Robots:
                 await self._step(row, owner, "charge", charged_cents=row["price_cents"])
             # The point of no return: moving to the registry step and seeing no cancel request
             # are one statement, serialised with the legacy adapter's cancel by the row lock.
+            await self._pace(domain)
             if not await self._write(
                 row, owner, "renew.started", step="renew", unless_cancelled=True
             ):
@@ -310,6 +323,9 @@ class Robots:
                     log.info("legacy.renewal.resolved_by_status", operation_id=op, domain=domain)
             tx_id: str | None = None
             if not renewed:
+                if taken_over_past_renew and self.pacer is not None:
+                    await self._pace(domain)  # a second call: its own turn, the lease held again
+                    await self._step(row, owner, "renew")
                 result = await self.registry.renew(
                     domain, row["current_expiry"], years, client_tx_id=f"legacy-{uuid.uuid4().hex}"
                 )

@@ -705,6 +705,38 @@ async def test_legacy_engine_drain_command_exits_with_counts(legacy: Legacy) -> 
     assert json.loads(out)["processed"] == 0
 
 
+async def test_paced_robots_never_draw_a_429_where_unpaced_ones_do(legacy: Legacy) -> None:
+    """`legacy-engine --pace`: eight robots on a 4 calls/s registry renew every domain on its
+    first attempt without one 429; unpaced, the same robots draw 429s and burn attempts."""
+    env_rates = {"DUALRUN_REGISTRY_RATE_LIMITS": "com=4"}
+    legacy.admin.configure("com", rate_limit=4.0, burst=4)
+
+    async def run(prefix: str, *flags: str) -> tuple[dict[str, Any], int]:
+        domains = [f"{prefix}{i}.com" for i in range(10)]
+        legacy.seed("com", *domains)
+        for d in domains:
+            await legacy.submit(d)
+        before = legacy.admin.traffic("com")["rejected"]
+        argv = ["legacy-engine", "--drain", "--json", "--robots", "8", "--poll-interval", "0.05"]
+        argv += ["--retry-delay", "0.05", *flags]
+        with dualrun(argv, {**cli_env(legacy), **env_rates}, subprocess.PIPE, subprocess.PIPE) as p:
+            out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+        return json.loads(out), legacy.admin.traffic("com")["rejected"] - before
+
+    paced, paced_429s = await run("paced", "--pace")
+    assert (paced["done"], paced["retried"], paced_429s) == (10, 0, 0)
+    assert (
+        await legacy.count(
+            "SELECT count(*) AS n FROM operations WHERE domain LIKE 'paced%%' AND attempts = 1"
+        )
+        == 10
+    )
+    unpaced, unpaced_429s = await run("blind")
+    assert unpaced["done"] + unpaced["failed"] == 10
+    assert unpaced_429s > 0 and unpaced["retried"] > 0
+
+
 async def test_renewal_finished_log_line(legacy: Legacy) -> None:
     """Each finished renewal logs legacy.renewal.finished (JSON) with domain, status, attempts,
     duration_s."""

@@ -152,3 +152,31 @@ def test_peak_excess_restarts_after_a_limit_change() -> None:
     log.limit_changed()
     log.record(True)
     assert log.peak_excess(rate=1) == pytest.approx(1)
+
+
+# -- the legacy robots' pacer: the same bucket, awaited before each registry call ---------------
+async def test_pacer_spaces_a_tlds_calls_evenly_and_never_holds_up_another_tld() -> None:
+    """Each call of a TLD leaves 1/rate after the one before it; another TLD is not held up."""
+    from ops.legacy_engine.pacing import Pacer
+
+    clock = FakeClock()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    pacer = Pacer({"com": 4.0, "fr": 2.0}.__getitem__, clock=clock, sleep=sleep)
+    await pacer.turn("a.com")
+    assert slept == []
+    await pacer.turn("b.com")
+    assert slept == [pytest.approx(0.25)]
+    await pacer.turn("c.fr")  # its own bucket
+    assert len(slept) == 1
+    clock.advance(10.0)  # idle: no burst saved up beyond one call
+    await pacer.turn("d.com")
+    await pacer.turn("e.com")
+    assert slept == [pytest.approx(0.25), pytest.approx(0.25)]
+    for _ in range(8):
+        await pacer.turn("f.com")
+    assert sum(slept) == pytest.approx(0.25 * 10)
