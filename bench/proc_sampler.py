@@ -1,9 +1,12 @@
-"""Peak memory of named process groups, sampled in a thread: each group is a set of root pids
-and all their descendants (PostgreSQL's backends, say), summed by PSS (shared pages split
-between the processes that share them, so a group's shared memory counts once)."""
+"""Peak memory and CPU of named process groups, sampled in a thread: each group is a set of root
+pids and all their descendants (PostgreSQL's backends, say). Memory is summed by PSS (shared
+pages split between the processes that share them, so a group's shared memory counts once);
+CPU is each member's own time plus that of its reaped children (a backend that exited is
+counted in the postmaster's), from the first sample to the last."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -44,6 +47,18 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+def _cpu_s(pid: int) -> float:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2 :].split()
+    return sum(int(v) for v in fields[11:15]) / _TICK
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
 class PeakMemory:
     """`groups()` says, at each sample, the root pids of each group (processes come and go)."""
 
@@ -51,14 +66,25 @@ class PeakMemory:
         self.groups = groups
         self.every_s = every_s
         self.peak_mb: dict[str, float] = {}
+        self._cpu_first: dict[str, float] = {}
+        self._cpu_last: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
         tree = _children()
         for name, roots in self.groups().items():
-            mb = sum(_pss_kb(p) for p in _descendants(roots, tree)) / 1024
+            members = _descendants(roots, tree)
+            mb = sum(_pss_kb(p) for p in members) / 1024
             self.peak_mb[name] = max(self.peak_mb.get(name, 0.0), mb)
+            cpu = sum(_cpu_s(p) for p in members)
+            self._cpu_first.setdefault(name, cpu)
+            self._cpu_last[name] = max(cpu, self._cpu_last.get(name, 0.0))
+
+    @property
+    def cpu_s(self) -> dict[str, float]:
+        """Each group's CPU seconds between the first sample and the last."""
+        return {name: self._cpu_last[name] - first for name, first in self._cpu_first.items()}
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):

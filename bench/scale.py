@@ -15,7 +15,7 @@ Per size: drain time against the provider-limit minimum (each TLD's admitted reg
 its rate; the slowest TLD's), machine CPU per renewal (/proc/stat, over the drain), the peak
 memory (PSS) of each process group, database growth, 429 answers, and reconcile time.
 
-Run: `.venv/bin/python -m bench.scale [--sizes 1000,3000,10000] [--rates com=8,...]`
+Run: `.venv/bin/python -m bench.scale [--sizes 1000,3000,10000] [--rates com=5,...]`
 """
 
 from __future__ import annotations
@@ -57,6 +57,15 @@ from renewals.settings import Settings
 # The drain is then bound by the providers, as at a registrar, not by this box.
 RATES = "com=5,de=5,eu=5,fr=5,info=8"
 SIZES = (1000, 3000, 10000)
+# The legacy robots pace themselves at each provider's limit (`legacy-engine --pace`), as a
+# registrar does once it has learnt. Unpaced, the reference robots retry each 429 blindly, an
+# attempt each: at these limits they thrash and fail most month-start legacy renewals on their
+# 5th attempt (at 3,000 renewals, 2,150 of 2,400 ended `failed` rate_limited, within 2.5 min),
+# which drains those TLDs early and measures the thrash, not dualrun.
+LEGACY_ARGS = ("--pace",)
+# Robots work one renewal each; paced, a robot waits for its TLD's token, so it takes enough of
+# them that every TLD's provider is kept busy (the demo's 6 idle some providers while they wait).
+ROBOTS = 24
 
 
 def _env(state: Path, rates: str) -> dict[str, str]:
@@ -133,6 +142,31 @@ async def _drain(settings: Settings, shadowed: int, deadline_s: float) -> None:
         await pool.close()
 
 
+async def _per_tld(dsn: str, since: dt.datetime) -> dict[str, dict[str, Any]]:
+    """Per TLD: when its last operation finished (or shadow plan was recorded), in seconds from
+    the first submit, and its renewals that ended `failed`, by error code."""
+    pool = await async_pool(dsn, max_size=1)
+    try:
+        async with pool.connection() as conn:
+            last = await conn.execute(
+                "SELECT tld, extract(epoch FROM max(at) - %s)::float8 FROM ("
+                " SELECT tld, finished_at AS at FROM operations"
+                " UNION ALL SELECT tld, planned_at FROM shadow_plans) t GROUP BY tld",
+                (since,),
+            )
+            ends = dict(await last.fetchall())
+            failed = await conn.execute(
+                "SELECT tld, coalesce(error_code, '?'), count(*) FROM operations"
+                " WHERE status = 'failed' GROUP BY 1, 2"
+            )
+            codes: dict[str, dict[str, int]] = {}
+            for tld, code, count in await failed.fetchall():
+                codes.setdefault(tld, {})[code] = count
+    finally:
+        await pool.close()
+    return {t: {"last_s": ends.get(t, 0.0), "failed": codes.get(t, {})} for t in sorted(ends)}
+
+
 def _groups(statuses: Any, engines: EngineProcesses, api_pid: int) -> dict[str, list[int]]:
     by_name = {s.name: s.pid for s in statuses if s.pid}
     return {
@@ -150,11 +184,16 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
     os.environ.update(_env(state, rates))
     settings = Settings.from_env()
     config = DemoConfig(
-        renewals=n, commit_timeout_rate=0.0, kill_worker=False, seed=n, drain_timeout_s=3600
+        renewals=n,
+        commit_timeout_rate=0.0,
+        kill_worker=False,
+        seed=n,
+        drain_timeout_s=3600,
+        robots=ROBOTS,
     )
     domains, _, settings = prepare(settings, config, lambda _: None, unleash=False)
     statuses = stack.status(settings)
-    engines = EngineProcesses(state / "logs", config.robots)
+    engines = EngineProcesses(state / "logs", config.robots, legacy_args=LEGACY_ARGS)
     db_before = asyncio.run(_scalar(settings.dsn, "SELECT pg_database_size(current_database())"))
     shadowed = sum(1 for r in domains.routed if FLAGS[r.tld][0] == Mode.SHADOW)
     try:
@@ -173,6 +212,10 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
     with SimAdmin.for_settings(settings) as admin:
         traffic = {tld: admin.traffic(tld) for tld in FLAGS}
     minimum = {tld: traffic[tld]["admitted"] / settings.rate_limit(tld) for tld in FLAGS}
+    per_tld = asyncio.run(_per_tld(settings.dsn, started_at))
+    for tld, row in per_tld.items():
+        row["minimum_s"] = minimum.get(tld, 0.0)
+        row["rejected"] = traffic.get(tld, {}).get("rejected", 0)
     r0 = time.monotonic()
     summary = asyncio.run(_reconcile(settings, started_at))
     reconcile_s = time.monotonic() - r0
@@ -195,6 +238,9 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
         "reconcile_s": reconcile_s,
         "findings": summary,
         "peak_mb": dict(memory.peak_mb),
+        "cpu_ms_by_group": {k: 1000 * v / renewals for k, v in memory.cpu_s.items()},
+        "failed": sum(sum(r["failed"].values()) for r in per_tld.values()),
+        "per_tld": per_tld,
     }
 
 
@@ -217,14 +263,37 @@ def report(results: list[dict[str, Any]], rates: str) -> str:
     rows = "\n".join(
         f"| {r['renewals']:,} | {r['drain_s']:.0f} s | {r['minimum_s']:.0f} s (.{r['slowest_tld']})"
         f" | **{r['drain_s'] / r['minimum_s']:.2f}** | {r['cpu_ms']:.0f} ms |"
-        f" **{r['cpu_ms'] / first['cpu_ms']:.2f}** | {r['rejected']} |"
+        f" **{r['cpu_ms'] / first['cpu_ms']:.2f}** | {r['failed']} | {r['rejected']} |"
         f" {r['db_growth_mb']:.0f} MB (+{r['temporal_db_mb']:.0f} MB Temporal) |"
         f" {r['reconcile_s']:.1f} s |"
+        for r in results
+    )
+    tlds = sorted(first["per_tld"])
+    engines = {
+        t: FLAGS[t][0].value + (f" {FLAGS[t][1]}%" if FLAGS[t][1] < 100 else "") for t in tlds
+    }
+    per_tld = "\n".join(
+        f"| {r['renewals']:,} | "
+        + " | ".join(
+            f"{row['last_s']:.0f} ÷ {row['minimum_s']:.0f} = {row['last_s'] / row['minimum_s']:.2f}"
+            + (f", {sum(row['failed'].values())} failed" if row["failed"] else "")
+            for row in (r["per_tld"][t] for t in tlds)
+        )
+        + " |"
         for r in results
     )
     names = list(first["peak_mb"])
     memory = "\n".join(
         f"| {r['renewals']:,} | " + " | ".join(f"{r['peak_mb'][k]:.0f}" for k in names) + " |"
+        for r in results
+    )
+    cpu = "\n".join(
+        f"| {r['renewals']:,} | "
+        + " | ".join(
+            f"{r['cpu_ms_by_group'][k]:.1f} ({r['cpu_ms_by_group'][k] / first['cpu_ms_by_group'][k]:.2f})"
+            for k in names
+        )
+        + " |"
         for r in results
     )
     chart = line_chart(
@@ -245,10 +314,27 @@ TLDs' renewals from the upstream auto-renew batch, a tenth of those twice); no i
 faults. The minimum is each TLD's admitted registry calls ÷ its rate, the slowest TLD's.
 CPU is the whole machine's busy time from the first submit to the last operation finished,
 per renewal; the ratio column is that against the smallest size (target at 10,000: ≤ 1.15).
+The legacy robots pace their calls at each provider's limit (`legacy-engine --pace`; unpaced
+they retry each 429 blindly and fail most month-start legacy renewals on their 5th attempt).
+On .de and .info both engines call one provider, each paced at its whole limit, so there the
+429s are the engines' contention. "failed": renewals that ended `failed`, whatever the code.
 
-| renewals | drain | provider-limit minimum | drain ÷ minimum (≤ 1.1) | CPU per renewal | vs the smallest | 429s | database growth | reconcile |
-|---|---|---|---|---|---|---|---|---|
+| renewals | drain | provider-limit minimum | drain ÷ minimum (≤ 1.1) | CPU per renewal | vs the smallest | failed | 429s | database growth | reconcile |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
+
+Each TLD's drain (its last operation finished or shadow plan recorded, from the first submit)
+÷ its own minimum, in seconds:
+
+| renewals | {" | ".join(f".{t} ({engines[t]})" for t in tlds)} |
+|---|{"---|" * len(tlds)}
+{per_tld}
+
+CPU per renewal of each process group (ms; in brackets, against the smallest size):
+
+| renewals | {" | ".join(names)} |
+|---|{"---|" * len(names)}
+{cpu}
 
 Peak memory of each process group (PSS, MB; PostgreSQL with its backends):
 

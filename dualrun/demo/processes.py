@@ -20,6 +20,7 @@ class EngineProcesses:
     robots: int
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     legacy: subprocess.Popen[bytes] | None = None
+    legacy_args: tuple[str, ...] = ()  # more `legacy-engine` options (the scale bench's pacing)
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +47,7 @@ class EngineProcesses:
             "--poll-interval", "1",
             "--retry-delay", "2",
             "--lease", "20",
+            *self.legacy_args,
         )  # fmt: skip
 
     def kill_worker(self) -> int:
