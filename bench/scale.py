@@ -65,7 +65,7 @@ SIZES = (1000, 3000, 10000)
 LEGACY_ARGS = ("--pace",)
 # Robots work one renewal each; paced, a robot waits for its TLD's token, so it takes enough of
 # them that every TLD's provider is kept busy (the demo's 6 idle some providers while they wait).
-ROBOTS = 24
+ROBOTS = 48
 
 
 def _env(state: Path, rates: str) -> dict[str, str]:
@@ -167,6 +167,19 @@ async def _per_tld(dsn: str, since: dt.datetime) -> dict[str, dict[str, Any]]:
     return {t: {"last_s": ends.get(t, 0.0), "failed": codes.get(t, {})} for t in sorted(ends)}
 
 
+def _unused_by_tenth(
+    seconds: list[dict[str, int]], start: float, drain_s: float, rate: float
+) -> list[float]:
+    """The provider's unused capacity in each tenth of the drain, in seconds of calls: the
+    tenth's length less its admitted calls ÷ the rate (where the drain lost time against the
+    minimum; a tenth after the TLD's own last call is all unused)."""
+    first, admitted = int(start), [0] * 10
+    for s in seconds:
+        if first <= s["second"] < first + drain_s:
+            admitted[min(9, int(10 * (s["second"] - first) / drain_s))] += s["admitted"]
+    return [round(max(0.0, drain_s / 10 - n / rate), 1) for n in admitted]
+
+
 def _groups(statuses: Any, engines: EngineProcesses, api_pid: int) -> dict[str, list[int]]:
     by_name = {s.name: s.pid for s in statuses if s.pid}
     return {
@@ -216,6 +229,9 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
     for tld, row in per_tld.items():
         row["minimum_s"] = minimum.get(tld, 0.0)
         row["rejected"] = traffic.get(tld, {}).get("rejected", 0)
+        row["unused_by_tenth"] = _unused_by_tenth(
+            traffic[tld]["seconds"], started_at.timestamp(), drained_s, settings.rate_limit(tld)
+        )
     r0 = time.monotonic()
     summary = asyncio.run(_reconcile(settings, started_at))
     reconcile_s = time.monotonic() - r0
@@ -282,6 +298,11 @@ def report(results: list[dict[str, Any]], rates: str) -> str:
         + " |"
         for r in results
     )
+    last = results[-1]
+    unused = "\n".join(
+        f"| .{t} | " + " | ".join(f"{v:.0f}" for v in last["per_tld"][t]["unused_by_tenth"]) + " |"
+        for t in tlds
+    )
     names = list(first["peak_mb"])
     memory = "\n".join(
         f"| {r['renewals']:,} | " + " | ".join(f"{r['peak_mb'][k]:.0f}" for k in names) + " |"
@@ -329,6 +350,13 @@ Each TLD's drain (its last operation finished or shadow plan recorded, from the 
 | renewals | {" | ".join(f".{t} ({engines[t]})" for t in tlds)} |
 |---|{"---|" * len(tlds)}
 {per_tld}
+
+Where the largest burst ({last["renewals"]:,}) lost its time: each provider's unused capacity
+in each tenth of the drain: the tenth's length less its admitted calls ÷ the rate, in seconds.
+
+| TLD | {" | ".join(f"{10 * i} to {10 * i + 10}%" for i in range(10))} |
+|---|{"---|" * 10}
+{unused}
 
 CPU per renewal of each process group (ms; in brackets, against the smallest size):
 
