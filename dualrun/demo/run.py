@@ -256,7 +256,7 @@ def run_demo(
     began = dt.datetime.now(dt.UTC)
     domains, started_stack, settings = prepare(settings, config, say, unleash, notice)
     started_at = dt.datetime.now(dt.UTC)  # the reconciled window starts after the flag changes
-    engines = EngineProcesses(settings.state_dir / "logs", config.robots)
+    engines = EngineProcesses(settings.state_dir / "logs", config.robots, legacy_args=("--pace",))
     try:
         for _ in range(config.workers):
             engines.start_worker()
