@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -94,10 +95,17 @@ def test_set_creates_everything_then_is_idempotent(cli: Cli, env: dict[str, str]
     assert code == 0 and json.loads(out) == {
         "tld": "fr", "mode": "temporal", "rollout": 25, "changed": False, "target": "unleash"
     }  # fmt: skip
-    code, out, _ = cli("flags", "show", "--json")
-    shown = json.loads(out)
+    wanted = {"tld": "fr", "mode": "temporal", "rollout": 25, "source": "unleash"}
+    shown: dict[str, Any] = {}
+
+    def shows_it() -> bool:  # Unleash's client API serves its feature cache: it may lag the set
+        nonlocal shown
+        code, out, _ = cli("flags", "show", "--json")
+        shown = json.loads(out) if code == 0 else {}
+        return wanted in shown.get("tlds", [])
+
+    _wait(shows_it, within=30)
     assert shown["source"] == "unleash" and shown["flag"] == env["DUALRUN_UNLEASH_FLAG"]
-    assert {"tld": "fr", "mode": "temporal", "rollout": 25, "source": "unleash"} in shown["tlds"]
 
 
 def test_set_without_the_database_changes_nothing(
