@@ -47,7 +47,8 @@ _positive = click.FloatRange(min=0.01)
     "--pace",
     is_flag=True,
     help="Never call a registry faster than its configured limit (DUALRUN_REGISTRY_RATE_LIMITS):"
-    " every robot waits its TLD's turn. Off: the robots retry each 429 blindly.",
+    " every robot waits its TLD's turn, waits a 429 out in place, and a TLD's robots hold at"
+    " most a second's worth of its calls. Off: the robots retry each 429 blindly.",
 )
 @click.option("--drain", is_flag=True, help="Exit once no legacy work is left.")
 @click.option(

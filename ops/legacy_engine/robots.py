@@ -26,9 +26,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from psycopg.rows import dict_row
@@ -41,6 +41,7 @@ from renewals.billing import BillingLedger, charges_of_operation
 from renewals.metrics import observe_renewal
 from renewals.model import OperationStatus, add_years
 from renewals.registry import RegistryClient
+from renewals.registry_errors import RateLimited
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,7 @@ WITH next AS (
     WHERE engine = 'legacy'
       AND ((status IN ('todo', 'error') AND next_attempt_at <= now())
            OR (status = 'doing' AND lease_expires_at < now()))
+      AND NOT (tld = ANY(%(full)s::text[]))
     ORDER BY next_attempt_at, created_at
     LIMIT 1
     FOR UPDATE SKIP LOCKED)
@@ -76,6 +78,10 @@ _OPEN = (
 )
 # Steps after which the registry may have renewed: a takeover reads the registry first.
 _PAST_RENEW = ("renew", "record")
+# Paced, a 429 (a provider shared with the other engine) is waited out in place this many
+# times per call before the step fails as any transient failure does.
+RATE_LIMITED_IN_PLACE = 20
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class EngineStats:
     failed: int = 0
     retried: int = 0
     cancelled: int = 0
+    waited_429: int = 0  # paced: 429s waited out in place
 
 
 class Robots:
@@ -116,6 +123,7 @@ class Robots:
         self.config = config
         self.pacer = pacer
         self.stats = EngineStats()
+        self._claiming = asyncio.Lock()  # paced: a claim sees the places the others took
 
     async def run(self, stop: asyncio.Event | None = None) -> EngineStats:
         """Run the robots until `stop` is set, or (with drain) until no legacy work is left."""
@@ -138,7 +146,11 @@ class Robots:
             try:
                 row = await self.claim(owner)
                 if row is not None:
-                    await self.process(row, owner)
+                    try:
+                        await self.process(row, owner)
+                    finally:
+                        if self.pacer is not None:
+                            self.pacer.give_back(row["tld"])
                     continue
                 if self.config.drain and await self._open_work() == 0:
                     return
@@ -150,6 +162,16 @@ class Robots:
                 await asyncio.wait_for(stop.wait(), timeout=self.config.poll_interval_s)
 
     async def claim(self, owner: str) -> dict[str, Any] | None:
+        """The oldest ready row; paced, of a TLD with a free place (the place is then ours)."""
+        if self.pacer is None:
+            return await self._claim(owner, [])
+        async with self._claiming:
+            row = await self._claim(owner, self.pacer.full())
+            if row is not None:
+                self.pacer.take(row["tld"])
+            return row
+
+    async def _claim(self, owner: str, full: list[str]) -> dict[str, Any] | None:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -158,6 +180,7 @@ class Robots:
                     "owner": owner,
                     "lease": self.config.lease_s,
                     "max_attempts": self.config.max_attempts,
+                    "full": full,
                 },
             )
             return await cur.fetchone()
@@ -268,6 +291,24 @@ class Robots:
         if self.pacer is not None:
             await self.pacer.turn(domain)
 
+    async def _ask(self, row: dict[str, Any], owner: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One registry call. Paced, a 429 is waited out in place: its Retry-After, the TLD's
+        turn, the lease renewed (event `<step>.rate_limited`), the call again; not an attempt.
+        Unpaced, it fails the step (the row goes back with the provider's delay)."""
+        for waited in range(RATE_LIMITED_IN_PLACE + 1):
+            try:
+                return await call()
+            except RateLimited as exc:
+                if self.pacer is None or waited == RATE_LIMITED_IN_PLACE:
+                    raise
+                self.stats.waited_429 += 1
+                await asyncio.sleep(exc.retry_after)
+                await self._pace(row["domain"])
+                detail = {"retry_after_s": exc.retry_after}
+                if not await self._write(row, owner, f"{row['step']}.rate_limited", detail=detail):
+                    raise LeaseLost(row["operation_id"], owner) from exc
+        raise AssertionError("unreachable")
+
     async def _run_steps(self, row: dict[str, Any], owner: str) -> OperationStatus:
         op, domain, years = row["operation_id"], row["domain"], row["years"]
         taken_over_past_renew = row["previous_status"] == "doing" and row["step"] in _PAST_RENEW
@@ -277,14 +318,14 @@ class Robots:
             if row["price_cents"] is None:
                 await self._pace(domain)
                 await self._step(row, owner, "status")
-                info = await self.registry.status(domain)
+                info = await self._ask(row, owner, lambda: self.registry.status(domain))
                 if info.renew_prohibited:
                     raise StepFailed(
                         "renew_prohibited", f"{domain} is renew-prohibited", permanent=True
                     )
                 await self._pace(domain)
                 await self._step(row, owner, "price")
-                price = await self.registry.price(domain, years)
+                price = await self._ask(row, owner, lambda: self.registry.price(domain, years))
                 await self._step(
                     row, owner, "price", price_cents=price.price_cents, currency=price.currency
                 )
@@ -317,7 +358,7 @@ class Robots:
             if taken_over_past_renew:
                 # The robot before us died at the registry step, maybe after it renewed: the
                 # legacy recovery reads the registry. (A retry after an error does not.)
-                current = await self.registry.status(domain)
+                current = await self._ask(row, owner, lambda: self.registry.status(domain))
                 renewed = current.expiry == expected
                 if renewed:
                     log.info("legacy.renewal.resolved_by_status", operation_id=op, domain=domain)
@@ -326,8 +367,15 @@ class Robots:
                 if taken_over_past_renew and self.pacer is not None:
                     await self._pace(domain)  # a second call: its own turn, the lease held again
                     await self._step(row, owner, "renew")
-                result = await self.registry.renew(
-                    domain, row["current_expiry"], years, client_tx_id=f"legacy-{uuid.uuid4().hex}"
+                result = await self._ask(
+                    row,
+                    owner,
+                    lambda: self.registry.renew(
+                        domain,
+                        row["current_expiry"],
+                        years,
+                        client_tx_id=f"legacy-{uuid.uuid4().hex}",
+                    ),
                 )
                 expected, tx_id = result.new_expiry, result.server_tx_id
             if not await self._write(

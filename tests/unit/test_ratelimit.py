@@ -180,3 +180,21 @@ async def test_pacer_spaces_a_tlds_calls_evenly_and_never_holds_up_another_tld()
     for _ in range(8):
         await pacer.turn("f.com")
     assert sum(slept) == pytest.approx(0.25 * 10)
+
+
+def test_pacer_places_are_a_seconds_worth_of_calls_at_least_two() -> None:
+    """A TLD has a second's worth of its calls in places (at least 2); taken up, it is full
+    until one is given back."""
+    from ops.legacy_engine.pacing import Pacer
+
+    pacer = Pacer({"com": 4.0, "fr": 0.5, "eu": 2.5}.__getitem__)
+    assert (pacer.places("com"), pacer.places("fr"), pacer.places("eu")) == (4, 2, 3)
+    for _ in range(3):
+        pacer.take("com")
+    pacer.take("fr")
+    assert pacer.full() == []
+    pacer.take("com")
+    pacer.take("fr")
+    assert pacer.full() == ["com", "fr"]
+    pacer.give_back("com")
+    assert pacer.full() == ["fr"]

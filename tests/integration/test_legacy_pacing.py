@@ -1,0 +1,125 @@
+"""`dualrun legacy-engine --pace`: the robots' own pacing, as real processes against the simulator.
+
+Paced, the robots ask each provider no faster than its limit, wait a 429 out in place (a
+provider shared with the Temporal engine answers some) and leave a slow provider only its
+places, so one provider's backlog never holds every robot.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.integration.legacy_support import Legacy, cli_env, dualrun
+
+pytestmark = [pytest.mark.integration]
+
+
+async def _run(legacy: Legacy, rates: str, *flags: str) -> tuple[dict[str, Any], str]:
+    argv = [
+        "legacy-engine",
+        "--drain",
+        "--json",
+        "--poll-interval",
+        "0.05",
+        "--retry-delay",
+        "0.05",
+    ]
+    env = {**cli_env(legacy), "DUALRUN_REGISTRY_RATE_LIMITS": rates}
+    with dualrun([*argv, *flags], env, subprocess.PIPE, subprocess.PIPE) as proc:
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out), err.decode()
+
+
+async def _submit(legacy: Legacy, tld: str, prefix: str, n: int) -> list[str]:
+    domains = [f"{prefix}{i}.{tld}" for i in range(n)]
+    legacy.seed(tld, *domains)
+    return [await legacy.submit(d) for d in domains]
+
+
+async def test_paced_robots_never_draw_a_429_where_unpaced_ones_do(legacy: Legacy) -> None:
+    """Eight paced robots on a 4 calls/s registry renew every domain on its first attempt
+    without one 429; unpaced, the same robots draw 429s and burn attempts."""
+    legacy.admin.configure("com", rate_limit=4.0, burst=4)
+
+    async def run(prefix: str, *flags: str) -> tuple[dict[str, Any], int]:
+        await _submit(legacy, "com", prefix, 10)
+        before = legacy.admin.traffic("com")["rejected"]
+        stats, _ = await _run(legacy, "com=4", "--robots", "8", *flags)
+        return stats, legacy.admin.traffic("com")["rejected"] - before
+
+    paced, paced_429s = await run("paced", "--pace")
+    assert (paced["done"], paced["retried"], paced_429s) == (10, 0, 0)
+    assert (
+        await legacy.count(
+            "SELECT count(*) AS n FROM operations WHERE domain LIKE 'paced%%' AND attempts = 1"
+        )
+        == 10
+    )
+    unpaced, unpaced_429s = await run("blind")
+    assert unpaced["done"] + unpaced["failed"] == 10
+    assert unpaced_429s > 0 and unpaced["retried"] > 0
+
+
+async def test_paced_robots_wait_out_a_429_in_place_without_spending_an_attempt(
+    legacy: Legacy,
+) -> None:
+    """A provider slower than the robots' pace (as one shared with the other engine is) answers
+    429s: paced robots wait each out and ask again under their lease, so every renewal is done
+    on its first attempt, renewed once, the waits recorded as `<step>.rate_limited` events."""
+    legacy.admin.configure("com", rate_limit=2.0, burst=1)
+    ops = await _submit(legacy, "com", "shared", 4)
+    stats, _ = await _run(legacy, "com=8", "--robots", "2", "--pace")
+    rejected = legacy.admin.traffic("com")["rejected"]
+    assert (stats["done"], stats["retried"], stats["failed"]) == (4, 0, 0)
+    assert rejected > 0 and stats["waited_429"] == rejected
+    rows = await legacy.query(
+        "SELECT domain, attempts, status FROM operations WHERE operation_id = ANY(%s)", ops
+    )
+    assert {(r["attempts"], r["status"]) for r in rows} == {(1, "done")}
+    assert sorted(e["domain"] for e in legacy.admin.ledger("com")) == sorted(
+        r["domain"] for r in rows
+    )
+    waits = await legacy.count(
+        "SELECT count(*) AS n FROM operation_events"
+        " WHERE operation_id = ANY(%s) AND event LIKE '%%.rate_limited'",
+        ops,
+    )
+    assert waits == rejected
+
+
+def _most_at_once(spans: list[tuple[Any, Any]]) -> int:
+    edges = sorted([(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans])
+    at_once = most = 0
+    for _, step in edges:
+        at_once += step
+        most = max(most, at_once)
+    return most
+
+
+async def test_a_slow_provider_holds_only_its_places_and_the_rest_go_on(legacy: Legacy) -> None:
+    """The oldest rows are all of a 2 calls/s provider: paced, six robots hold at most its two
+    places there and renew the younger rows of a fast provider meanwhile, all on the first
+    attempt; unpaced, they take the oldest rows whatever their provider."""
+    legacy.admin.configure("com", rate_limit=2.0, burst=1)
+    legacy.admin.configure("eu", rate_limit=20.0, burst=20)
+    slow = await _submit(legacy, "com", "slow", 4)
+    fast = await _submit(legacy, "eu", "fast", 6)
+    stats, _ = await _run(legacy, "com=2,eu=20", "--robots", "6", "--pace")
+    assert (stats["done"], stats["retried"]) == (10, 0)
+
+    async def spans(ops: list[str]) -> list[tuple[Any, Any]]:
+        rows = await legacy.query(
+            "SELECT started_at, finished_at, attempts FROM operations WHERE operation_id = ANY(%s)",
+            ops,
+        )
+        assert {r["attempts"] for r in rows} == {1}
+        return [(r["started_at"], r["finished_at"]) for r in rows]
+
+    slow_spans, fast_spans = await spans(slow), await spans(fast)
+    assert _most_at_once(slow_spans) <= 2
+    assert max(f for _, f in fast_spans) < max(f for _, f in slow_spans)
