@@ -78,6 +78,10 @@ class Settings:
     report_runs: int | None = None
     report_min_aa_pairs: int | None = None  # A/A pairs needed before their noise is credited
     shadow_aa_share: float = 0.02  # of shadow renewals planned twice (A/A: the comparator's noise)
+    # Workflow runs each worker keeps in memory between their tasks (about 0.1 MB each). A run
+    # pushed out is replayed from its whole history at its next task. The SDK's 1,000 is less
+    # than a month start keeps open: 10,000 renewals open about 4,500 runs across 2 workers.
+    workflow_cache: int = 5000
 
     @property
     def reports_dir(self) -> Path:
@@ -240,4 +244,5 @@ def _read(r: EnvReader) -> Settings:
         report_runs=r.maybe_integer("DUALRUN_REPORT_RUNS", 1, 366),
         report_min_aa_pairs=r.maybe_integer("DUALRUN_REPORT_MIN_AA_PAIRS", 1, 10**9),
         shadow_aa_share=r.fraction("DUALRUN_SHADOW_AA_SHARE", d["shadow_aa_share"]),
+        workflow_cache=r.integer("DUALRUN_WORKFLOW_CACHE", d["workflow_cache"], 0, 1_000_000),
     )

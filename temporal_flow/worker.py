@@ -66,6 +66,7 @@ def build_workers(
                 workflows=[RenewDomain],
                 activities=activities.all(),
                 interceptors=main_interceptors,
+                max_cached_workflows=settings.workflow_cache,
                 max_concurrent_activities=options.max_concurrent_activities,
                 graceful_shutdown_timeout=grace,
             )

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from renewals.model import RenewalRequest, add_years
 from temporal_flow.starter import renew_input, start_renewal
 from temporal_flow.types import RunMode
-from tests.harness import TODAY, Harness, save_history
+from tests.harness import TODAY, Harness, harness, save_history
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +238,15 @@ async def test_shadow_plan_records_and_never_charges_or_renews(h: Harness) -> No
     assert all(result.status == "planned" for _, result in plans)
     assert not await h.query("SELECT 1 FROM billing_ledger")
     assert h.admin.ledger("info") == []
+
+
+async def test_workflow_cache_setting_reaches_the_renewal_worker(
+    temporal_env: Any, db_dsn: str, sim: Any
+) -> None:
+    """DUALRUN_WORKFLOW_CACHE is the renewal queue's workflow cache, not the SDK's 1,000: a
+    month start keeps thousands of runs open, and a run pushed out replays its history."""
+    async with (
+        harness(temporal_env.client, db_dsn, sim.url, DUALRUN_WORKFLOW_CACHE="12000") as built,
+        built.workers(queues=("main",)) as workers,
+    ):
+        assert [w.config()["max_cached_workflows"] for w in workers] == [12000]

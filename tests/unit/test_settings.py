@@ -163,3 +163,13 @@ def test_unleash_port_and_where_unleash_runs() -> None:
     with pytest.raises(ConfigError) as err:
         Settings.from_env({"DUALRUN_UNLEASH_PORT": "0"})
     assert err.value.variable == "DUALRUN_UNLEASH_PORT"
+
+
+def test_workflow_cache_setting() -> None:
+    """DUALRUN_WORKFLOW_CACHE: 5,000 runs by default (the SDK keeps 1,000); a bad value names
+    the variable."""
+    assert Settings.from_env({}).workflow_cache == 5000
+    assert Settings.from_env({"DUALRUN_WORKFLOW_CACHE": "12000"}).workflow_cache == 12000
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DUALRUN_WORKFLOW_CACHE": "-1"})
+    assert err.value.variable == "DUALRUN_WORKFLOW_CACHE"
