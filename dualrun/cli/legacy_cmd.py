@@ -89,7 +89,7 @@ def legacy_engine(
     async def run() -> dict[str, int]:
         stop = stop_on_signals()
         async with services(app.settings, pool_size=robots + 2) as s:
-            pacer = Pacer(app.settings.rate_limit) if pace else None
+            pacer = Pacer(app.settings.rate_limit, app.settings.tlds) if pace else None
             engine = Robots(s.pool, s.registry, s.billing, config, pacer)
             return vars(await engine.run(stop))
 

@@ -16,7 +16,7 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from ops.registry_sim.ratelimit import Clock, TokenBucket
 from renewals.domains import tld_of
@@ -31,17 +31,19 @@ class Pacer:
     """`await pacer.turn(domain)` before each registry call: returns once the call's TLD has a
     token. The bucket holds one token: calls leave evenly, one each 1/rate seconds, so the
     provider's own burst absorbs the jitter of the way there (two calls sent 1/rate apart may
-    arrive closer). `take`/`give_back` count the rows robots hold per TLD; `full()` names the
-    TLDs with no free place, which a claim skips."""
+    arrive closer). `take`/`give_back` count the rows robots hold per TLD; `free()` names the
+    TLDs of `tlds` with a free place, the only ones a claim looks at."""
 
     def __init__(
         self,
         rate_of: Callable[[str], float],
+        tlds: Iterable[str],
         clock: Clock = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         places_s: float = PLACES_S,
     ) -> None:
         self._rate_of = rate_of
+        self._tlds = sorted(set(tlds))
         self._clock = clock
         self._sleep = sleep
         self._places_s = places_s
@@ -63,8 +65,8 @@ class Pacer:
     def places(self, tld: str) -> int:
         return max(MIN_PLACES, math.ceil(self._rate_of(tld) * self._places_s))
 
-    def full(self) -> list[str]:
-        return sorted(t for t, n in self._held.items() if n >= self.places(t))
+    def free(self) -> list[str]:
+        return [t for t in self._tlds if self._held[t] < self.places(t)]
 
     def take(self, tld: str) -> None:
         self._held[tld] += 1

@@ -1,8 +1,9 @@
-"""`dualrun legacy-engine --pace`: the robots' own pacing, as real processes against the simulator.
+"""The legacy robots at month start: their claims, and `legacy-engine --pace` as real processes.
 
 Paced, the robots ask each provider no faster than its limit, wait a 429 out in place (a
 provider shared with the Temporal engine answers some) and leave a slow provider only its
-places, so one provider's backlog never holds every robot.
+places, so one provider's backlog never holds every robot. Paced or not, a claim costs the
+same however many rows wait.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.legacy_support import Legacy, cli_env, dualrun
+from ops.legacy_engine.robots import _NEXT_ANY, _NEXT_OF_TLDS
+from tests.integration.legacy_support import EXPIRY, Legacy, cli_env, dualrun
 
 pytestmark = [pytest.mark.integration]
 
@@ -123,3 +125,30 @@ async def test_a_slow_provider_holds_only_its_places_and_the_rest_go_on(legacy: 
     slow_spans, fast_spans = await spans(slow), await spans(fast)
     assert _most_at_once(slow_spans) <= 2
     assert max(f for _, f in fast_spans) < max(f for _, f in slow_spans)
+
+
+async def test_a_claim_walks_an_index_in_claim_order_not_a_sort_of_every_open_row(
+    legacy: Legacy,
+) -> None:
+    """With 6,000 open legacy rows, both claims (the oldest row; paced, the oldest of each TLD
+    with a free place) read the partial indexes of migration 0014 in claim order: no scan of
+    the table, no sort of its rows (before, each claim sorted all of them)."""
+    async with legacy.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO operations (operation_id, idempotency_key, domain, tld, years,"
+            " current_expiry, customer_id, engine, next_attempt_at)"
+            " SELECT 'op-' || i, 'key-' || i, 'd' || i || '.' || t, t, 1, %s, 'cust-1', 'legacy',"
+            "        now() - interval '1 hour' + i * interval '1 ms'"
+            " FROM generate_series(1, 6000) i,"
+            "      LATERAL (SELECT (ARRAY['com', 'eu', 'info'])[1 + i %% 3] AS t) x",
+            (EXPIRY,),
+        )
+        await conn.execute("ANALYZE operations")
+        plans = {}
+        for name, sql, tlds in (("any", _NEXT_ANY, None), ("tlds", _NEXT_OF_TLDS, ["com", "eu"])):
+            cur = await conn.execute(f"EXPLAIN {sql}", {"tlds": tlds})
+            plans[name] = "\n".join(r[0] for r in await cur.fetchall())
+    assert "Index Scan using operations_legacy_ready_idx" in plans["any"], plans["any"]
+    assert "Index Scan using operations_legacy_ready_tld_idx" in plans["tlds"], plans["tlds"]
+    for plan in plans.values():
+        assert "Seq Scan" not in plan and "Sort Key: operations." not in plan, plan

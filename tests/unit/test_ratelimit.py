@@ -166,7 +166,7 @@ async def test_pacer_spaces_a_tlds_calls_evenly_and_never_holds_up_another_tld()
         slept.append(seconds)
         clock.advance(seconds)
 
-    pacer = Pacer({"com": 4.0, "fr": 2.0}.__getitem__, clock=clock, sleep=sleep)
+    pacer = Pacer({"com": 4.0, "fr": 2.0}.__getitem__, ["com", "fr"], clock=clock, sleep=sleep)
     await pacer.turn("a.com")
     assert slept == []
     await pacer.turn("b.com")
@@ -183,18 +183,18 @@ async def test_pacer_spaces_a_tlds_calls_evenly_and_never_holds_up_another_tld()
 
 
 def test_pacer_places_are_a_seconds_worth_of_calls_at_least_two() -> None:
-    """A TLD has a second's worth of its calls in places (at least 2); taken up, it is full
-    until one is given back."""
+    """A TLD has a second's worth of its calls in places (at least 2); taken up, it is not
+    free until one is given back."""
     from ops.legacy_engine.pacing import Pacer
 
-    pacer = Pacer({"com": 4.0, "fr": 0.5, "eu": 2.5}.__getitem__)
+    pacer = Pacer({"com": 4.0, "fr": 0.5, "eu": 2.5}.__getitem__, ["fr", "com", "eu"])
     assert (pacer.places("com"), pacer.places("fr"), pacer.places("eu")) == (4, 2, 3)
     for _ in range(3):
         pacer.take("com")
     pacer.take("fr")
-    assert pacer.full() == []
+    assert pacer.free() == ["com", "eu", "fr"]
     pacer.take("com")
     pacer.take("fr")
-    assert pacer.full() == ["com", "fr"]
+    assert pacer.free() == ["eu"]
     pacer.give_back("com")
-    assert pacer.full() == ["fr"]
+    assert pacer.free() == ["com", "eu"]
