@@ -19,6 +19,7 @@ BENCHES = (
     ["bench.guard_window"],
     ["bench.intake_bench"],
     ["bench.scale"],
+    ["bench.scale_persistence"],
 )
 
 

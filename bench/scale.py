@@ -63,8 +63,8 @@ SIZES = (1000, 3000, 10000)
 # 5th attempt (at 3,000 renewals, 2,150 of 2,400 ended `failed` rate_limited, within 2.5 min),
 # which drains those TLDs early and measures the thrash, not dualrun.
 LEGACY_ARGS = ("--pace",)
-# Robots work one renewal each; paced, a robot waits for its TLD's token, so it takes enough of
-# them that every TLD's provider is kept busy (the demo's 6 idle some providers while they wait).
+# Robots work one renewal each; paced, a TLD's robots hold at most a second's worth of its calls
+# (28 places at RATES), so 48 fill every provider's places with some to spare.
 ROBOTS = 48
 
 
@@ -336,9 +336,10 @@ faults. The minimum is each TLD's admitted registry calls ÷ its rate, the slowe
 CPU is the whole machine's busy time from the first submit to the last operation finished,
 per renewal; the ratio column is that against the smallest size (target at 10,000: ≤ 1.15).
 The legacy robots pace their calls at each provider's limit (`legacy-engine --pace`; unpaced
-they retry each 429 blindly and fail most month-start legacy renewals on their 5th attempt).
-On .de and .info both engines call one provider, each paced at its whole limit, so there the
-429s are the engines' contention. "failed": renewals that ended `failed`, whatever the code.
+they retry each 429 blindly and fail most month-start legacy renewals on their 5th attempt):
+a TLD's robots hold at most a second's worth of its calls, and wait a 429 out in place. On .de
+and .info both engines call one provider, each paced at its whole limit, so there the 429s
+are the engines' contention. "failed": renewals that ended `failed`, whatever the code.
 
 | renewals | drain | provider-limit minimum | drain ÷ minimum (≤ 1.1) | CPU per renewal | vs the smallest | failed | 429s | database growth | reconcile |
 |---|---|---|---|---|---|---|---|---|---|

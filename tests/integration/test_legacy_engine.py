@@ -523,7 +523,14 @@ async def test_legacy_engine_drain_command_exits_with_counts(legacy: Legacy) -> 
         legacy, "legacy-engine", "--drain", "--json", "--robots", "3", "--poll-interval", "0.05"
     )
     assert status == 0, err
-    assert json.loads(out) == {"processed": 7, "done": 6, "failed": 1, "retried": 0, "cancelled": 0}
+    assert json.loads(out) == {
+        "processed": 7,
+        "done": 6,
+        "failed": 1,
+        "retried": 0,
+        "cancelled": 0,
+        "waited_429": 0,
+    }
     assert await legacy.count("SELECT count(*) AS n FROM operations WHERE status = 'done'") == 6
     assert (
         await legacy.count(
