@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import shares
 from bench.chart import line_chart
 from bench.common import api_server, free_port, machine_busy_s, write_section
 from bench.http_load import post_all
@@ -194,6 +195,7 @@ def _groups(statuses: Any, engines: EngineProcesses, api_pid: int) -> dict[str, 
 
 def one_size(n: int, rates: str) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix=f"dualrun-scale-{n}-", dir="/var/tmp"))
+    os.environ.pop("DUALRUN_LEGACY_RATE_LIMITS", None)
     os.environ.update(_env(state, rates))
     settings = Settings.from_env()
     config = DemoConfig(
@@ -205,6 +207,15 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
         robots=ROBOTS,
     )
     domains, _, settings = prepare(settings, config, lambda _: None, unleash=False)
+    # The simulator has each provider's whole limit; each engine gets its share (bench/shares.py).
+    calls = asyncio.run(
+        shares.calls_by_engine(
+            settings, [r.domain for r in domains.routed], [r.domain for r in domains.batch]
+        )
+    )
+    temporal_limits, legacy_limits = shares.split(settings, *calls)
+    os.environ["DUALRUN_REGISTRY_RATE_LIMITS"] = shares.as_env(temporal_limits)
+    os.environ["DUALRUN_LEGACY_RATE_LIMITS"] = shares.as_env(legacy_limits)
     statuses = stack.status(settings)
     engines = EngineProcesses(state / "logs", config.robots, legacy_args=LEGACY_ARGS)
     db_before = asyncio.run(_scalar(settings.dsn, "SELECT pg_database_size(current_database())"))
@@ -257,6 +268,9 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
         "cpu_ms_by_group": {k: 1000 * v / renewals for k, v in memory.cpu_s.items()},
         "failed": sum(sum(r["failed"].values()) for r in per_tld.values()),
         "per_tld": per_tld,
+        "temporal_limits": temporal_limits,
+        "legacy_limits": legacy_limits,
+        "shared_tlds": [t for t in FLAGS if temporal_limits[t] < settings.rate_limit(t)],
     }
 
 
@@ -328,6 +342,7 @@ def report(results: list[dict[str, Any]], rates: str) -> str:
         y_label="ms per renewal; ratio x100",
     )
     findings = {r["renewals"]: r["findings"] for r in results}
+    shared = last["shared_tlds"]
     return f"""
 Provider limits (calls/s): {rates}. Per size, a fresh embedded stack; the demo's mix (.fr
 temporal 100%, .de temporal 25%, .info shadow, .com and .eu legacy; a fifth of the legacy
@@ -338,8 +353,11 @@ per renewal; the ratio column is that against the smallest size (target at 10,00
 The legacy robots pace their calls at each provider's limit (`legacy-engine --pace`; unpaced
 they retry each 429 blindly and fail most month-start legacy renewals on their 5th attempt):
 a TLD's robots hold at most a second's worth of its calls, and wait a 429 out in place. On .de
-and .info both engines call one provider, each paced at its whole limit, so there the 429s
-are the engines' contention. "failed": renewals that ended `failed`, whatever the code.
+and .info both engines call one provider: each is paced at its share of the limit, split by
+the calls it will make, as runbooks/month-start.md sets Temporal's (`bench/shares.py`; at
+{last["renewals"]:,}, Temporal {shares.as_env({t: last["temporal_limits"][t] for t in shared})},
+legacy {shares.as_env({t: last["legacy_limits"][t] for t in shared})}). "failed": renewals that
+ended `failed`, whatever the code.
 
 | renewals | drain | provider-limit minimum | drain ÷ minimum (≤ 1.1) | CPU per renewal | vs the smallest | failed | 429s | database growth | reconcile |
 |---|---|---|---|---|---|---|---|---|---|

@@ -82,6 +82,10 @@ class Settings:
     # pushed out is replayed from its whole history at its next task. The SDK's 1,000 is less
     # than a month start keeps open: 10,000 renewals open about 4,500 runs across 2 workers.
     workflow_cache: int = 5000
+    # The paced legacy robots' limits (`legacy-engine --pace`), where a provider is shared with
+    # Temporal: the two add up to what the provider allows (runbooks/month-start.md). A TLD not
+    # named here is paced at its DUALRUN_REGISTRY_RATE_LIMITS.
+    legacy_rate_limits: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def reports_dir(self) -> Path:
@@ -138,6 +142,9 @@ class Settings:
 
     def rate_limit(self, tld: str) -> float:
         return self.registry_rate_limits.get(tld, 10.0)
+
+    def legacy_rate_limit(self, tld: str) -> float:
+        return self.legacy_rate_limits.get(tld, self.rate_limit(tld))
 
     def concurrency(self, tld: str) -> int:
         return self.registry_concurrency.get(tld, DEFAULT_CONCURRENCY)
@@ -244,5 +251,6 @@ def _read(r: EnvReader) -> Settings:
         report_runs=r.maybe_integer("DUALRUN_REPORT_RUNS", 1, 366),
         report_min_aa_pairs=r.maybe_integer("DUALRUN_REPORT_MIN_AA_PAIRS", 1, 10**9),
         shadow_aa_share=r.fraction("DUALRUN_SHADOW_AA_SHARE", d["shadow_aa_share"]),
+        legacy_rate_limits=r.numbers("DUALRUN_LEGACY_RATE_LIMITS"),
         workflow_cache=r.integer("DUALRUN_WORKFLOW_CACHE", d["workflow_cache"], 0, 1_000_000),
     )

@@ -46,7 +46,8 @@ _positive = click.FloatRange(min=0.01)
 @click.option(
     "--pace",
     is_flag=True,
-    help="Never call a registry faster than its configured limit (DUALRUN_REGISTRY_RATE_LIMITS):"
+    help="Never call a registry faster than its limit (DUALRUN_LEGACY_RATE_LIMITS, else"
+    " DUALRUN_REGISTRY_RATE_LIMITS):"
     " every robot waits its TLD's turn, waits a 429 out in place, and a TLD's robots hold at"
     " most a second's worth of its calls. Off: the robots retry each 429 blindly.",
 )
@@ -89,7 +90,7 @@ def legacy_engine(
     async def run() -> dict[str, int]:
         stop = stop_on_signals()
         async with services(app.settings, pool_size=robots + 2) as s:
-            pacer = Pacer(app.settings.rate_limit, app.settings.tlds) if pace else None
+            pacer = Pacer(app.settings.legacy_rate_limit, app.settings.tlds) if pace else None
             engine = Robots(s.pool, s.registry, s.billing, config, pacer)
             return vars(await engine.run(stop))
 

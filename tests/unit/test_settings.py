@@ -173,3 +173,16 @@ def test_workflow_cache_setting() -> None:
     with pytest.raises(ConfigError) as err:
         Settings.from_env({"DUALRUN_WORKFLOW_CACHE": "-1"})
     assert err.value.variable == "DUALRUN_WORKFLOW_CACHE"
+
+
+def test_legacy_rate_limits_default_to_the_providers() -> None:
+    """DUALRUN_LEGACY_RATE_LIMITS paces the legacy robots where named (a provider shared with
+    Temporal), else they go at DUALRUN_REGISTRY_RATE_LIMITS; a bad value names the variable."""
+    settings = Settings.from_env(
+        {"DUALRUN_REGISTRY_RATE_LIMITS": "de=5,com=7", "DUALRUN_LEGACY_RATE_LIMITS": "de=3.75"}
+    )
+    assert (settings.legacy_rate_limit("de"), settings.rate_limit("de")) == (3.75, 5.0)
+    assert settings.legacy_rate_limit("com") == 7.0
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"DUALRUN_LEGACY_RATE_LIMITS": "de=0"})
+    assert err.value.variable == "DUALRUN_LEGACY_RATE_LIMITS" and "de" in str(err.value)
