@@ -80,6 +80,19 @@ PERSISTENCE_ARGS: tuple[str, ...] = (
 )
 
 
+# One partition per task queue (the dev server's default is 4). The server divides a queue's
+# rate limit (`max_task_queue_activities_per_second`, each registry's) evenly among its
+# partitions: once one partition's backlog is done its share goes unused, so a month start's
+# last tens of seconds ran its providers at a fraction of their limit (bench.scale: .fr,
+# Temporal alone, 1.11x its minimum at 1,000 renewals). A single node gains nothing from more.
+PARTITION_ARGS: tuple[str, ...] = (
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
+)
+
+
 def dev_server_argv(settings: Settings) -> list[str]:
     """`temporal server start-dev` on 127.0.0.1, persisted to a SQLite file, Web UI on."""
     argv = [
@@ -100,6 +113,7 @@ def dev_server_argv(settings: Settings) -> list[str]:
         "--db-filename",
         str(db_file(settings)),
         *PERSISTENCE_ARGS,
+        *PARTITION_ARGS,
         *DEV_SERVER_ARGS,
     ]
     if settings.temporal_namespace != "default":

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -57,6 +58,18 @@ def test_up_starts_every_service_and_twice_is_harmless(stack: Stack) -> None:
         databases = conn.execute("SELECT datname FROM pg_database").fetchall()
     assert {c[0] for c in components} == {"core", "registry_sim"}
     assert ("dualrun_unleash",) in databases  # Unleash's own database on the stack's server
+    # One partition per task queue, as the `temporal` CLI lists them: a registry's rate limit is
+    # not split among partitions that drain unevenly.
+    partitions = subprocess.run(
+        [str(Path(sys.executable).parent / "temporal"), "task-queue", "list-partition",
+         "--task-queue", "registry-fr", "--address", f"127.0.0.1:{stack.ports['temporal']}",
+         "--output", "json"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    assert {kind: len(keys) for kind, keys in json.loads(partitions.stdout).items()} == {
+        "activityTaskQueuePartitions": 1,
+        "workflowTaskQueuePartitions": 1,
+    }
 
     second = stack.up_ok()
     assert "started" not in second.stdout and second.stdout.count("running") == 4
