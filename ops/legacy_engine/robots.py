@@ -26,16 +26,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ops.legacy_engine.pacing import Pacer
+from ops.legacy_engine.rows import Rows
 from ops.legacy_engine.steps import LeaseLost, StepFailed, classify
 from renewals.billing import BillingLedger, charges_of_operation
 from renewals.metrics import observe_renewal
@@ -45,56 +44,6 @@ from renewals.registry_errors import RateLimited
 
 log = structlog.get_logger(__name__)
 
-# A ready row: due, or held by a robot whose lease ran out. The status list repeats the partial
-# indexes' predicate, which lets PostgreSQL walk operations_legacy_ready_idx and
-# operations_legacy_ready_tld_idx in claim order (migration 0014) instead of sorting every row.
-_READY = """engine = 'legacy' AND status IN ('todo', 'error', 'doing')
-      AND ((status IN ('todo', 'error') AND next_attempt_at <= now())
-           OR (status = 'doing' AND lease_expires_at < now()))"""
-# The oldest ready row.
-_NEXT_ANY = f"""
-    SELECT operation_id, status AS previous_status FROM operations
-    WHERE {_READY}
-    ORDER BY next_attempt_at, created_at
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED"""
-# Paced: the oldest of each named TLD's oldest ready row (a short walk per TLD, however many
-# rows the TLDs with no free place have waiting).
-_NEXT_OF_TLDS = f"""
-    SELECT c.operation_id, c.status AS previous_status
-    FROM unnest(%(tlds)s::text[]) AS t(tld)
-    CROSS JOIN LATERAL (
-        SELECT operation_id, status, next_attempt_at, created_at FROM operations
-        WHERE tld = t.tld AND {_READY}
-        ORDER BY next_attempt_at, created_at
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED) c
-    ORDER BY c.next_attempt_at, c.created_at
-    LIMIT 1"""
-_CLAIM = """
-WITH next AS ({next})
-UPDATE operations o SET
-    status = 'doing',
-    attempts = o.attempts + CASE WHEN o.status = 'doing' THEN 0 ELSE 1 END,
-    max_attempts = %(max_attempts)s,
-    lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease)s),
-    started_at = coalesce(o.started_at, now()),
-    updated_at = now()
-FROM next
-WHERE o.operation_id = next.operation_id
-RETURNING o.*, next.previous_status
-"""
-_CLAIM_ANY = _CLAIM.format(next=_NEXT_ANY)
-_CLAIM_OF_TLDS = _CLAIM.format(next=_NEXT_OF_TLDS)
-_EVENT = (
-    "INSERT INTO operation_events (operation_id, step, event, attempt, detail)"
-    " VALUES (%s, %s, %s, %s, %s)"
-)
-_OPEN = (
-    "SELECT count(*) AS n FROM operations"
-    " WHERE engine = 'legacy' AND status IN ('todo', 'doing', 'error')"
-)
 # Steps after which the registry may have renewed: a takeover reads the registry first.
 _PAST_RENEW = ("renew", "record")
 # Paced, a 429 (a provider shared with the other engine) is waited out in place this many
@@ -141,6 +90,7 @@ class Robots:
         self.billing = billing
         self.config = config
         self.pacer = pacer
+        self.rows = Rows(pool, config.lease_s, config.max_attempts, config.stale_writes)
         self.stats = EngineStats()
         self._claiming = asyncio.Lock()  # paced: a claim sees the places the others took
 
@@ -151,13 +101,6 @@ class Robots:
         await asyncio.gather(*(self._robot(n, stop) for n in range(self.config.robots)))
         log.info("legacy.engine.stopped", **vars(self.stats))
         return self.stats
-
-    async def _open_work(self) -> int:
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_OPEN)
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
 
     async def _robot(self, n: int, stop: asyncio.Event) -> None:
         owner = f"{self.config.owner}/robot-{n}"
@@ -171,7 +114,7 @@ class Robots:
                         if self.pacer is not None:
                             self.pacer.give_back(row["tld"])
                     continue
-                if self.config.drain and await self._open_work() == 0:
+                if self.config.drain and await self.rows.open_work() == 0:
                     return
             except Exception as exc:
                 # A database blip must not end the robot: what it held goes back to the pool
@@ -183,101 +126,20 @@ class Robots:
     async def claim(self, owner: str) -> dict[str, Any] | None:
         """The oldest ready row; paced, of a TLD with a free place (the place is then ours)."""
         if self.pacer is None:
-            return await self._claim(_CLAIM_ANY, owner)
+            return await self.rows.claim(owner)
         async with self._claiming:
             free = self.pacer.free()
-            row = await self._claim(_CLAIM_OF_TLDS, owner, free) if free else None
+            row = await self.rows.claim(owner, free) if free else None
             if row is not None:
                 self.pacer.take(row["tld"])
             return row
 
-    async def _claim(
-        self, sql: str, owner: str, tlds: list[str] | None = None
-    ) -> dict[str, Any] | None:
-        params = {
-            "owner": owner,
-            "lease": self.config.lease_s,
-            "max_attempts": self.config.max_attempts,
-            "tlds": tlds,
-        }
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(sql, params)
-            return await cur.fetchone()
-
-    async def _write(
-        self,
-        row: Mapping[str, Any],
-        owner: str,
-        event: str,
-        *,
-        detail: Mapping[str, Any] | None = None,
-        release: bool = False,
-        finish: bool = False,
-        retry_in_s: float | None = None,
-        unless_cancelled: bool = False,
-        **fields: Any,
-    ) -> bool:
-        """Update our operation while we hold it (extending the lease, or releasing it) and log
-        the event; False when another robot holds it now (or, with `unless_cancelled`, when a
-        cancel was requested)."""
-        sets = [f"{name} = %({name})s" for name in fields]
-        if release:
-            sets.append("lease_owner = NULL, lease_expires_at = NULL")
-        else:
-            sets.append("lease_expires_at = now() + make_interval(secs => %(lease_s)s)")
-        if finish:
-            sets.append("finished_at = now()")
-        if retry_in_s is not None:
-            sets.append("next_attempt_at = now() + make_interval(secs => %(retry_in_s)s)")
-        sets.append("updated_at = now()")
-        guard = (
-            "" if self.config.stale_writes else "AND lease_owner = %(owner)s AND status = 'doing'"
-        )
-        if unless_cancelled:
-            guard += " AND cancel_requested_at IS NULL"
-        params: dict[str, Any] = {
-            **fields,
-            "operation_id": row["operation_id"],
-            "owner": owner,
-            "lease_s": self.config.lease_s,
-            "retry_in_s": retry_in_s,
-        }
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"UPDATE operations SET {', '.join(sets)}"
-                f" WHERE operation_id = %(operation_id)s {guard}",
-                params,
-            )
-            if cur.rowcount == 0:
-                return False
-            await conn.execute(
-                _EVENT,
-                (
-                    row["operation_id"],
-                    fields.get("step", row["step"]),
-                    event,
-                    row["attempts"],
-                    Jsonb({"robot": owner, **{k: str(v) for k, v in (detail or {}).items()}}),
-                ),
-            )
-        return True
-
     async def _step(self, row: dict[str, Any], owner: str, step: str, **fields: Any) -> None:
         """Record progress under our lease (extending it); LeaseLost when another robot has it."""
         event = f"{step}.done" if fields else f"{step}.started"
-        if not await self._write(row, owner, event, detail=fields, step=step, **fields):
+        if not await self.rows.write(row, owner, event, detail=fields, step=step, **fields):
             raise LeaseLost(row["operation_id"], owner)
         row["step"] = step
-
-    async def _cancel_requested(self, operation_id: str) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT cancel_requested_at IS NOT NULL FROM operations WHERE operation_id = %s",
-                (operation_id,),
-            )
-            row = await cur.fetchone()
-        return bool(row and row[0])
 
     async def process(self, row: dict[str, Any], owner: str) -> None:
         op = row["operation_id"]
@@ -325,7 +187,9 @@ class Robots:
                 await asyncio.sleep(exc.retry_after)
                 await self._pace(row["domain"])
                 detail = {"retry_after_s": exc.retry_after}
-                if not await self._write(row, owner, f"{row['step']}.rate_limited", detail=detail):
+                if not await self.rows.write(
+                    row, owner, f"{row['step']}.rate_limited", detail=detail
+                ):
                     raise LeaseLost(row["operation_id"], owner) from exc
         raise AssertionError("unreachable")
 
@@ -333,7 +197,7 @@ class Robots:
         op, domain, years = row["operation_id"], row["domain"], row["years"]
         taken_over_past_renew = row["previous_status"] == "doing" and row["step"] in _PAST_RENEW
         try:
-            if await self._cancel_requested(op):
+            if await self.rows.cancel_requested(op):
                 return await self._cancelled(row, owner)
             if row["price_cents"] is None:
                 await self._pace(domain)
@@ -350,7 +214,7 @@ class Robots:
                     row, owner, "price", price_cents=price.price_cents, currency=price.currency
                 )
                 row.update(price_cents=price.price_cents, currency=price.currency)
-            if await self._cancel_requested(op):
+            if await self.rows.cancel_requested(op):
                 return await self._cancelled(row, owner)
             if row["charged_cents"] is None:
                 await self._step(row, owner, "charge")
@@ -366,10 +230,10 @@ class Robots:
             # The point of no return: moving to the registry step and seeing no cancel request
             # are one statement, serialised with the legacy adapter's cancel by the row lock.
             await self._pace(domain)
-            if not await self._write(
+            if not await self.rows.write(
                 row, owner, "renew.started", step="renew", unless_cancelled=True
             ):
-                if await self._cancel_requested(op):
+                if await self.rows.cancel_requested(op):
                     return await self._cancelled(row, owner)
                 raise LeaseLost(op, owner)
             row["step"] = "renew"
@@ -398,7 +262,7 @@ class Robots:
                     ),
                 )
                 expected, tx_id = result.new_expiry, result.server_tx_id
-            if not await self._write(
+            if not await self.rows.write(
                 row,
                 owner,
                 "record.done",
@@ -426,7 +290,7 @@ class Robots:
         for charge in await charges_of_operation(self.pool, row["operation_id"]):
             refund = await self.billing.refund(charge_key=charge.charge_key)
             refunded += refund.amount_cents
-        if not await self._write(
+        if not await self.rows.write(
             row,
             owner,
             "cancelled",
@@ -446,7 +310,7 @@ class Robots:
         delay = (
             failure.retry_after if failure.retry_after is not None else self.config.retry_delay_s
         )
-        held = await self._write(
+        held = await self.rows.write(
             row,
             owner,
             "failed" if final else "error",

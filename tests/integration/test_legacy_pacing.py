@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ops.legacy_engine.robots import _NEXT_ANY, _NEXT_OF_TLDS
+from ops.legacy_engine.rows import _NEXT_ANY, _NEXT_OF_TLDS
 from tests.integration.legacy_support import EXPIRY, Legacy, cli_env, dualrun
 
 pytestmark = [pytest.mark.integration]
