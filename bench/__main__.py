@@ -19,7 +19,6 @@ BENCHES = (
     ["bench.guard_window"],
     ["bench.intake_bench"],
     ["bench.scale"],
-    ["bench.scale_persistence"],
 )
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from bench import shares
 from bench.chart import line_chart
 from bench.common import api_server, free_port, machine_busy_s, write_section
+from bench.host_probe import HostProbe
 from bench.http_load import post_all
 from bench.intake_bench import TOKEN
 from bench.proc_sampler import PeakMemory
@@ -226,7 +227,10 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
         engines.start_legacy()
         with api_server(dict(os.environ), state / "serve.log") as port:
             api_pid = int(next(p for p in Path("/proc").glob("[0-9]*") if _is_serve(p, port)).name)
-            with PeakMemory(lambda: _groups(statuses, engines, api_pid)) as memory:
+            with (
+                PeakMemory(lambda: _groups(statuses, engines, api_pid)) as memory,
+                HostProbe() as probe,
+            ):
                 t0, c0, started_at = time.monotonic(), machine_busy_s(), dt.datetime.now(dt.UTC)
                 batch_ops = asyncio.run(_burst(settings, port, domains, config))
                 asyncio.run(_drain(settings, shadowed, config.drain_timeout_s))
@@ -271,6 +275,7 @@ def one_size(n: int, rates: str) -> dict[str, Any]:
         "temporal_limits": temporal_limits,
         "legacy_limits": legacy_limits,
         "shared_tlds": [t for t in FLAGS if temporal_limits[t] < settings.rate_limit(t)],
+        "probe": probe.summary(),
     }
 
 
@@ -342,6 +347,14 @@ def report(results: list[dict[str, Any]], rates: str) -> str:
         y_label="ms per renewal; ratio x100",
     )
     findings = {r["renewals"]: r["findings"] for r in results}
+    speed = {r["renewals"]: r["probe"]["median_ms"] / first["probe"]["median_ms"] for r in results}
+    calibrated = "\n".join(
+        f"| {r['renewals']:,} | {r['probe']['median_ms']:.1f} ms"
+        f" ({r['probe']['p10_ms']:.1f} to {r['probe']['p90_ms']:.1f}) | {r['cpu_ms']:.0f} ms |"
+        f" {r['cpu_ms'] / speed[r['renewals']]:.0f} ms |"
+        f" **{r['cpu_ms'] / speed[r['renewals']] / first['cpu_ms']:.2f}** |"
+        for r in results
+    )
     shared = last["shared_tlds"]
     return f"""
 Provider limits (calls/s): {rates}. Per size, a fresh embedded stack; the demo's mix (.fr
@@ -362,6 +375,14 @@ ended `failed`, whatever the code.
 | renewals | drain | provider-limit minimum | drain ÷ minimum (≤ 1.1) | CPU per renewal | vs the smallest | failed | 429s | database growth | reconcile |
 |---|---|---|---|---|---|---|---|---|---|
 {rows}
+
+The host's speed through each drain (`bench/host_probe.py`: the thread CPU of one fixed
+pure-Python workload, sampled every 5 s; this VM's varies by up to 40% minute to minute), and
+CPU per renewal divided by the probe's median relative to the smallest size's:
+
+| renewals | probe median (p10 to p90) | CPU per renewal | calibrated | calibrated vs the smallest (≤ 1.15) |
+|---|---|---|---|---|
+{calibrated}
 
 Each TLD's drain (its last operation finished or shadow plan recorded, from the first submit)
 ÷ its own minimum, in seconds:
@@ -396,7 +417,10 @@ birth (one renewal, one operation), are each a `duplicate_operation`; nothing el
 """
 
 
-def main(sizes: tuple[int, ...], rates: str) -> None:
+TITLE = "Scale: month-start bursts of growing size"
+
+
+def main(sizes: tuple[int, ...], rates: str, title: str = TITLE) -> None:
     logs.configure("warning", "json")
     results = []
     for n in sizes:
@@ -404,10 +428,11 @@ def main(sizes: tuple[int, ...], rates: str) -> None:
         results.append(one_size(n, rates))
         print(json.dumps(results[-1], default=str), flush=True)
     write_section(
-        "Scale: month-start bursts of growing size",
+        title,
         ".venv/bin/python -m bench.scale --sizes "
         + ",".join(str(n) for n in sizes)
-        + f" --rates {rates}",
+        + f" --rates {rates}"
+        + (f' --title "{title}"' if title != TITLE else ""),
         report(results, rates),
     )
 
@@ -416,5 +441,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
     parser.add_argument("--rates", default=RATES)
+    parser.add_argument("--title", default=TITLE, help="the RESULTS.md section to write")
     args = parser.parse_args()
-    main(tuple(int(v) for v in args.sizes.split(",")), args.rates)
+    main(tuple(int(v) for v in args.sizes.split(",")), args.rates, args.title)
