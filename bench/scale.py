@@ -380,7 +380,7 @@ The host's speed through each drain (`bench/host_probe.py`: the thread CPU of on
 pure-Python workload, sampled every 5 s; this VM's varies by up to 40% minute to minute), and
 CPU per renewal divided by the probe's median relative to the smallest size's:
 
-| renewals | probe median (p10 to p90) | CPU per renewal | calibrated | calibrated vs the smallest (≤ 1.15) |
+| renewals | probe median (p10 to p90) | CPU per renewal | calibrated | calibrated vs the smallest |
 |---|---|---|---|---|
 {calibrated}
 
