@@ -20,7 +20,9 @@ from tests.integration.legacy_support import EXPIRY, Legacy, cli_env, dualrun
 pytestmark = [pytest.mark.integration]
 
 
-async def _run(legacy: Legacy, rates: str, *flags: str) -> tuple[dict[str, Any], str]:
+async def _run(
+    legacy: Legacy, rates: str, *flags: str, legacy_rates: str | None = None
+) -> tuple[dict[str, Any], str]:
     argv = [
         "legacy-engine",
         "--drain",
@@ -31,6 +33,8 @@ async def _run(legacy: Legacy, rates: str, *flags: str) -> tuple[dict[str, Any],
         "0.05",
     ]
     env = {**cli_env(legacy), "DUALRUN_REGISTRY_RATE_LIMITS": rates}
+    if legacy_rates is not None:
+        env["DUALRUN_LEGACY_RATE_LIMITS"] = legacy_rates
     with dualrun([*argv, *flags], env, subprocess.PIPE, subprocess.PIPE) as proc:
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
@@ -92,6 +96,18 @@ async def test_paced_robots_wait_out_a_429_in_place_without_spending_an_attempt(
         ops,
     )
     assert waits == rejected
+
+
+async def test_paced_robots_keep_to_their_share_of_a_shared_provider(legacy: Legacy) -> None:
+    """Where Temporal shares a provider, DUALRUN_LEGACY_RATE_LIMITS is the robots' pace: with
+    the provider's whole limit at 8 calls/s but the robots' share at 2 (what the provider gives
+    them, its burst of 2 absorbing the jitter of the way there), they draw no 429 and wait none
+    out."""
+    legacy.admin.configure("com", rate_limit=2.0, burst=2)
+    await _submit(legacy, "com", "share", 4)
+    stats, _ = await _run(legacy, "com=8", "--robots", "2", "--pace", legacy_rates="com=2")
+    assert (stats["done"], stats["waited_429"], stats["retried"]) == (4, 0, 0)
+    assert legacy.admin.traffic("com")["rejected"] == 0
 
 
 def _most_at_once(spans: list[tuple[Any, Any]]) -> int:

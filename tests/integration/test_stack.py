@@ -8,12 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
+from ops import temporal
 from tests.integration.stack_support import Stack, alive, children, is_open, line
 from tests.integration.stack_support import stack as stack  # the fixture
 
@@ -61,7 +61,7 @@ def test_up_starts_every_service_and_twice_is_harmless(stack: Stack) -> None:
     # One partition per task queue, as the `temporal` CLI lists them: a registry's rate limit is
     # not split among partitions that drain unevenly.
     partitions = subprocess.run(
-        [str(Path(sys.executable).parent / "temporal"), "task-queue", "list-partition",
+        [str(temporal.binary()), "task-queue", "list-partition",
          "--task-queue", "registry-fr", "--address", f"127.0.0.1:{stack.ports['temporal']}",
          "--output", "json"],
         capture_output=True, text=True, timeout=30, check=True,
